@@ -1,0 +1,1171 @@
+"""The ``hookwise`` command.
+
+>>> hookwise init && export HOOKWISE_DEMO_SECRET=... && hookwise serve
+
+Every command reads ``hookwise.toml`` (or ``-c FILE``); every listing prints one JSON
+document with ``--json``. Expected failures (a bad config, an unreachable store, an
+unknown id) print one red message and exit 2 (config) or 1 (anything else), never a
+traceback. Heavy modules (the server, the HTTP client) are imported by the commands
+that need them, so ``hookwise --help`` stays quick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import secrets as _secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .config import STORE_URL_ENV, Settings, SourceSettings, StoreSettings, load_config
+from .durations import parse_duration
+from .errors import ConfigError, HookwiseError, NotFound
+
+if TYPE_CHECKING:
+    from .app import Hookwise
+    from .store import AttemptRecord, DeliveryRecord, EventRecord, Store
+
+__all__ = ["app", "main"]
+
+T = TypeVar("T")
+
+SEND_SECRET_ENV = "HOOKWISE_SEND_SECRET"  # noqa: S105 - the variable's name, not a secret
+_SANE_EPOCH = 1_704_067_200.0  # 2024-01-01T00:00:00Z: no clock set right is before this
+_CLOCK_SLACK = 300.0
+_PAGE = 500
+
+
+class DeliveryStatusChoice(StrEnum):
+    pending = "pending"
+    leased = "leased"
+    retrying = "retrying"
+    dead = "dead"
+    skipped = "skipped"
+    done = "done"
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+app = typer.Typer(
+    name="hookwise",
+    help="Webhooks and polling done right: verified, durable, deduplicated, ordered.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+events_app = typer.Typer(
+    help="Look at stored events: list them, or show one with its deliveries.",
+    no_args_is_help=True,
+)
+dlq_app = typer.Typer(
+    help="Dead letters: deliveries that ran out of attempts or were rejected.",
+    no_args_is_help=True,
+)
+app.add_typer(events_app, name="events")
+app.add_typer(dlq_app, name="dlq")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="The config file (default: ./hookwise.toml).",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")
+]
+SourceOption = Annotated[str | None, typer.Option("--source", help="Only this source.")]
+
+
+# -- entry point ------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the ``hookwise`` command; expected errors become a message and an exit code."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=list(argv) if argv is not None else None, prog_name="hookwise")
+    except ConfigError as exc:
+        _print_error(exc)
+        sys.exit(2)
+    except HookwiseError as exc:
+        _print_error(exc)
+        sys.exit(1)
+
+
+def _print_error(exc: HookwiseError) -> None:
+    err.print(f"[bold red]error:[/] [red]{escape(str(exc))}[/]")
+
+
+def _fail(message: str, *, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] [red]{escape(message)}[/]")
+    return typer.Exit(code)
+
+
+# -- shared plumbing ----------------------------------------------------------------------
+
+
+def _warn(settings: Settings) -> None:
+    for warning in settings.warnings:
+        err.print(f"[bold yellow]warning:[/] [yellow]{escape(warning)}[/]")
+
+
+def _settings(config: Path | None, *, quiet: bool = False) -> Settings:
+    """The config for commands that only read the store.
+
+    Without ``-c`` and without ``./hookwise.toml``, ``HOOKWISE_STORE_URL`` alone is
+    enough (e.g. to look into the store of ``hookwise serve --demo``).
+    """
+    if config is None and not Path("hookwise.toml").exists():
+        url = os.environ.get(STORE_URL_ENV, "").strip()
+        if url:
+            return Settings(store=StoreSettings(url=url))
+    settings = load_config(config)
+    if not quiet:
+        _warn(settings)
+    return settings
+
+
+def _hookwise(config: Path | None) -> Hookwise:
+    """The app with its handlers imported (their module sits beside the config file)."""
+    from .app import Hookwise
+
+    _import_path_for(config)
+    hw = Hookwise.from_config(config)
+    _warn(hw.settings)
+    return hw
+
+
+def _import_path_for(config: Path | None) -> None:
+    # A console script's sys.path starts at its bin/ directory, not the working
+    # directory, so `call = "handlers:on_event"` needs the config's folder added.
+    folder = os.fspath((config or Path("hookwise.toml")).resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+
+
+def _run(work: Callable[[], Awaitable[T]]) -> T:
+    async def runner() -> T:
+        return await work()
+
+    return asyncio.run(runner())
+
+
+def _open(settings: Settings) -> Store:
+    from .store import open_store
+
+    return open_store(settings.store)
+
+
+def _iso(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    text = datetime.fromtimestamp(moment, tz=UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+def _since(text: str | None, now: float) -> float | None:
+    """``"10m"`` (that long ago) or an ISO-8601 time (UTC unless it says otherwise)."""
+    if text is None:
+        return None
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is neither a duration (like 10m, 2h, 3d) nor an ISO time "
+            "(like 2025-01-31T12:00:00Z)",
+            param_hint="--since",
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _emit_json(document: object) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def _body_view(body: bytes) -> dict[str, Any]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"body": base64.b64encode(body).decode("ascii"), "body_encoding": "base64"}
+    view: dict[str, Any] = {"body": text, "body_encoding": "utf-8"}
+    try:
+        view["json"] = json.loads(text)
+    except ValueError:
+        view["json"] = None
+    return view
+
+
+def _event_row(record: EventRecord) -> dict[str, Any]:
+    return {
+        "seq": record.seq,
+        "source": record.source,
+        "id": record.dedup_key,
+        "type": record.type,
+        "status": record.status,
+        "ordering_key": record.ordering_key,
+        "occurred_at": _iso(record.occurred_at),
+        "received_at": _iso(record.received_at),
+        "intake": record.intake,
+    }
+
+
+def _delivery_row(record: DeliveryRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "event_seq": record.event_seq,
+        "handler": record.handler,
+        "status": record.status,
+        "attempts": record.attempts,
+        "next_attempt_at": _iso(record.next_attempt_at),
+        "last_error": record.last_error,
+        "updated_at": _iso(record.updated_at),
+        "source": record.source,
+        "type": record.event_type,
+        "event_id": record.dedup_key,
+    }
+
+
+_STATUS_STYLE = {
+    "done": "green",
+    "pending": "cyan",
+    "leased": "blue",
+    "retrying": "yellow",
+    "dead": "red",
+    "skipped": "dim",
+}
+
+
+def _status(status: str) -> str:
+    style = _STATUS_STYLE.get(status)
+    return f"[{style}]{escape(status)}[/]" if style else escape(status)
+
+
+# -- init ---------------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where to write the files.", file_okay=False)
+    ] = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Start a project: write a working hookwise.toml and an example handlers.py.
+
+    The config has a SQLite store, a "demo" source (Standard Webhooks, secret read from
+    $HOOKWISE_DEMO_SECRET) and one handler. Existing files are kept unless --force.
+    """
+    config_path = config if config is not None else directory / "hookwise.toml"
+    handlers_path = config_path.parent / "handlers.py"
+    existing = [p for p in (config_path, handlers_path) if p.exists()]
+    if existing and not force:
+        names = " and ".join(os.fspath(p) for p in existing)
+        raise ConfigError(
+            f"{names} already exist{'s' if len(existing) == 1 else ''}; nothing was written",
+            fix="pass --force to overwrite, or --dir to write somewhere else",
+        )
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    templates = resources.files("hookwise") / "_templates"
+    config_path.write_text((templates / "hookwise.toml.tmpl").read_text("utf-8"), "utf-8")
+    handlers_path.write_text((templates / "handlers.py.tmpl").read_text("utf-8"), "utf-8")
+
+    secret = "whsec_" + base64.b64encode(_secrets.token_bytes(32)).decode("ascii")
+    out.print(f"[green]wrote[/] {escape(os.fspath(config_path))}")
+    out.print(f"[green]wrote[/] {escape(os.fspath(handlers_path))}")
+    out.print()
+    out.print("[bold]Next steps[/]")
+    if config_path.parent.resolve() != Path.cwd().resolve():
+        out.print(f"  cd {escape(os.fspath(config_path.parent))}")
+    out.print("  1. give the demo source a secret (this one was generated just now):")
+    out.print(f"       export HOOKWISE_DEMO_SECRET={secret}")
+    out.print("  2. start the receiver and a worker:")
+    out.print("       hookwise serve")
+    out.print("  3. from another shell with the same secret exported, send a signed test event:")
+    out.print(
+        "       hookwise send standard http://127.0.0.1:8000/hooks/demo "
+        '--secret "$HOOKWISE_DEMO_SECRET"'
+    )
+    out.print("  4. see it stored and handled:")
+    out.print("       hookwise events list")
+
+
+# -- serve / worker / migrate ------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Interface to listen on (default: host in the config)."),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", "-p", min=1, max=65535, help="Port (default: port in the config)."),
+    ] = None,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Only receive; run `hookwise worker` elsewhere.")
+    ] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Worker loops in this process.")
+    ] = 1,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo", help="Run a built-in demo source and handler; no config file needed."
+        ),
+    ] = False,
+    log_level: Annotated[LogLevel, typer.Option("--log-level", help="Log verbosity.")] = (
+        LogLevel.info
+    ),
+) -> None:
+    """Receive webhooks on POST /hooks/{source} and process them, in one process.
+
+    Acknowledges each event only after it is committed to the store, and runs handlers
+    in worker loops beside the server (unless --no-worker). SIGTERM/SIGINT stop
+    intake first, then let running handlers finish.
+    """
+    from . import runtime
+
+    if demo:
+        if config is not None:
+            raise ConfigError(
+                "--demo runs a built-in app and reads no config file",
+                fix="drop -c to try the demo, or drop --demo to serve your config",
+            )
+        hw = runtime.demo_app(os.environ.get(STORE_URL_ENV, "").strip() or None)
+    else:
+        hw = _hookwise(config)
+    bind_host = host or hw.settings.server.host
+    bind_port = port or hw.settings.server.port
+    shown_host = "127.0.0.1" if bind_host in ("0.0.0.0", "::", "") else bind_host  # noqa: S104
+    base = f"http://{shown_host}:{bind_port}"
+    if demo:
+        _demo_banner(base, hw.settings.store.url, runtime.DEMO_SECRET)
+    else:
+        names = ", ".join(f"{base}/hooks/{name}" for name in hw.settings.sources) or "(none)"
+        loops = "no worker" if no_worker else f"{workers} worker loop(s)"
+        err.print(
+            f"hookwise: receiving on {names}; {len(hw.handlers)} handler(s), {loops}; "
+            f"store {hw.settings.store.url}"
+        )
+    runtime.serve(
+        hw,
+        host=bind_host,
+        port=bind_port,
+        worker=not no_worker,
+        workers=workers,
+        log_level=log_level.value,
+    )
+
+
+def _demo_banner(base: str, store_url: str, secret: str) -> None:
+    url = f"{base}/hooks/demo"
+    out.print("[bold]hookwise demo[/] [yellow](its secret is public: never use it for real)[/]")
+    out.print(f"  receiving  POST {url}")
+    out.print(f"  store      {escape(store_url)}")
+    out.print("  send a signed test event from another shell:")
+    out.print(f"    hookwise send standard {url} --secret {secret}")
+    out.print("  then look at what was stored:")
+    out.print(f"    {STORE_URL_ENV}={escape(store_url)} hookwise events list", soft_wrap=True)
+    sys.stdout.flush()
+
+
+@app.command()
+def worker(
+    config: ConfigOption = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency", min=1, help="Handler runs at once (default: from the config)."
+        ),
+    ] = None,
+    log_level: Annotated[LogLevel, typer.Option("--log-level", help="Log verbosity.")] = (
+        LogLevel.info
+    ),
+) -> None:
+    """Run handlers on stored events, without receiving (pair with `serve --no-worker`).
+
+    Any number of workers may share one store; each delivery is leased to one of them.
+    SIGTERM/SIGINT let running handlers finish, then hand back what is left.
+    """
+    from . import runtime
+
+    hw = _hookwise(config)
+    runtime.run_worker(hw, concurrency=concurrency, log_level=log_level.value)
+
+
+@app.command()
+def migrate(config: ConfigOption = None) -> None:
+    """Create the store's tables, or bring them to this version's schema.
+
+    Safe to run any time, from several processes at once; `serve` and `worker`
+    migrate on start too.
+    """
+    settings = _settings(config)
+
+    async def work() -> tuple[list[str], str | None]:
+        store = _open(settings)
+        migrate_fn = getattr(store, "migrate", None)
+        if migrate_fn is None:  # nothing persistent to migrate
+            async with store:
+                return [], None
+        applied: list[str] = await migrate_fn()
+        version: str | None = await store.schema_version()  # type: ignore[attr-defined]
+        return applied, version
+
+    applied, version = _run(work)
+    if applied:
+        out.print(f"[green]applied[/] {len(applied)} migration(s): {', '.join(applied)}")
+    else:
+        out.print("already up to date")
+    out.print(f"schema version: {version or 'n/a'} ({escape(settings.store.url)})")
+
+
+# -- events -------------------------------------------------------------------------------
+
+
+@events_app.command("list")
+def events_list(
+    config: ConfigOption = None,
+    source: SourceOption = None,
+    type_glob: Annotated[
+        str | None, typer.Option("--type", help="Event type glob, e.g. 'invoice.*'.")
+    ] = None,
+    status: Annotated[
+        DeliveryStatusChoice | None,
+        typer.Option("--status", help="Only events with a delivery in this status."),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="A duration ago (10m, 3d) or an ISO-8601 time."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List stored events, newest first."""
+    from .store import EventFilter
+
+    settings = _settings(config, quiet=as_json)
+    flt = EventFilter(
+        source=source,
+        type=type_glob,
+        status=status.value if status is not None else None,
+        since=_since(since, time.time()),
+        limit=limit,
+    )
+
+    async def work() -> list[EventRecord]:
+        async with _open(settings) as store:
+            return await store.list_events(flt)
+
+    records = _run(work)
+    if as_json:
+        _emit_json([_event_row(r) for r in records])
+        return
+    if not records:
+        out.print("no events")
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("seq", "received (UTC)", "source", "type", "id", "status"):
+        table.add_column(column, no_wrap=column != "id", overflow="fold")
+    for r in records:
+        table.add_row(
+            str(r.seq),
+            _iso(r.received_at),
+            escape(r.source),
+            escape(r.type),
+            escape(r.dedup_key),
+            _status(r.status),
+        )
+    out.print(table)
+
+
+@events_app.command("show")
+def events_show(
+    seq: Annotated[int, typer.Argument(help="The event's number (the seq column).")],
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one event: headers, body, deliveries and every attempt with its error."""
+    settings = _settings(config, quiet=as_json)
+
+    async def work() -> tuple[EventRecord, list[tuple[DeliveryRecord, list[AttemptRecord]]]]:
+        async with _open(settings) as store:
+            record = await store.get_event(seq)
+            if record is None:
+                raise NotFound(
+                    f"no event #{seq} in {settings.store.url}; `hookwise events list` shows "
+                    "what is stored"
+                )
+            found = []
+            for delivery in await store.deliveries(seq):
+                found.append((delivery, await store.attempts(delivery.id)))
+            return record, found
+
+    record, deliveries = _run(work)
+    if as_json:
+        document = _event_row(record)
+        document["headers"] = [list(pair) for pair in record.headers]
+        document.update(_body_view(record.body))
+        document["deliveries"] = [
+            {
+                **_delivery_row(delivery),
+                "attempts_history": [
+                    {
+                        "number": a.number,
+                        "started_at": _iso(a.started_at),
+                        "finished_at": _iso(a.finished_at),
+                        "duration_ms": round((a.finished_at - a.started_at) * 1000, 1),
+                        "outcome": a.outcome,
+                        "error": a.error,
+                        "owner": a.owner,
+                    }
+                    for a in attempts
+                ],
+            }
+            for delivery, attempts in deliveries
+        ]
+        _emit_json(document)
+        return
+    _print_event(record, deliveries)
+
+
+def _print_event(
+    record: EventRecord, deliveries: Sequence[tuple[DeliveryRecord, Sequence[Any]]]
+) -> None:
+    from rich.json import JSON
+
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    for name, value in (
+        ("event", f"#{record.seq}"),
+        ("source", record.source),
+        ("type", record.type),
+        ("id", record.dedup_key),
+        ("status", record.status),
+        ("received", _iso(record.received_at)),
+        ("occurred", _iso(record.occurred_at) or "-"),
+        ("ordering key", record.ordering_key or "-"),
+        ("intake", record.intake),
+    ):
+        facts.add_row(name, _status(str(value)) if name == "status" else escape(str(value)))
+    out.print(facts)
+    out.print()
+    out.print("[bold]headers[/]")
+    for name, value in record.headers:
+        out.print(f"  {escape(name)}: {escape(value)}")
+    if not record.headers:
+        out.print("  (none)")
+    out.print()
+    out.print(f"[bold]body[/] ({len(record.body)} bytes)")
+    try:
+        out.print(JSON(record.body.decode("utf-8")))
+    except (UnicodeDecodeError, ValueError):
+        out.print(escape(repr(record.body)))
+    out.print()
+    out.print("[bold]deliveries[/]")
+    if not deliveries:
+        out.print("  (none: no handler was subscribed to this event)")
+    for delivery, attempts in deliveries:
+        line = (
+            f"  #{delivery.id} {escape(delivery.handler)}: {_status(delivery.status)}, "
+            f"{delivery.attempts} attempt(s)"
+        )
+        if delivery.status in ("pending", "retrying") and delivery.next_attempt_at:
+            line += f", next at {_iso(delivery.next_attempt_at)}"
+        out.print(line)
+        for a in attempts:
+            took = (a.finished_at - a.started_at) * 1000
+            text = f"    {a.number}. {_iso(a.started_at)} {escape(a.outcome)} ({took:.1f} ms)"
+            if a.error:
+                text += f" [red]{escape(a.error)}[/]"
+            out.print(text)
+
+
+# -- replay -------------------------------------------------------------------------------
+
+
+@app.command()
+def replay(
+    seqs: Annotated[
+        list[int] | None, typer.Argument(help="Event numbers to replay.", show_default=False)
+    ] = None,
+    config: ConfigOption = None,
+    source: SourceOption = None,
+    type_glob: Annotated[
+        str | None, typer.Option("--type", help="Event type glob, e.g. 'invoice.*'.")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="A duration ago (10m, 3d) or an ISO-8601 time."),
+    ] = None,
+    handler: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--handler",
+            help="Only for this handler (repeatable; default: every handler the event routes to).",
+            show_default=False,
+        ),
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Replay a filter's events without asking.")
+    ] = False,
+) -> None:
+    """Run events through their handlers again: `replay 12 13`, or by filter.
+
+    By filter (--source, --type, --since) it asks for confirmation unless --yes.
+    Deliveries become pending now with a fresh attempt budget; their history is kept.
+    """
+    by_filter = source is not None or type_glob is not None or since is not None
+    if seqs and by_filter:
+        raise typer.BadParameter("give event numbers or a filter, not both")
+    if not seqs and not by_filter:
+        raise typer.BadParameter(
+            "give event numbers (hookwise replay 12 13) or a filter (--source, --type, --since)"
+        )
+    hw = _hookwise(config)
+    for name in handler or ():
+        if name not in hw.handlers:
+            known = ", ".join(hw.handlers.names()) or "none configured"
+            raise typer.BadParameter(f"no handler named {name!r} (handlers: {known})")
+    from .store import EventFilter
+
+    now = time.time()
+    flt = EventFilter(source=source, type=type_glob, since=_since(since, now), limit=_PAGE)
+
+    async def work() -> tuple[int, int, list[int]]:
+        async with hw.open_store() as store:
+            if seqs:
+                records = []
+                for seq in dict.fromkeys(seqs):
+                    record = await store.get_event(seq)
+                    if record is None:
+                        raise NotFound(f"no event #{seq}; `hookwise events list` shows them")
+                    records.append(record)
+            else:
+                records = await _all_events(store, flt)
+                if not records:
+                    return 0, 0, []
+                _confirm_replay(len(records), yes)
+            routes: dict[tuple[str, ...], list[int]] = {}
+            unrouted: list[int] = []
+            for record in records:
+                names = tuple(handler) if handler else hw.handlers.route(record.source, record.type)
+                if names:
+                    routes.setdefault(names, []).append(record.seq)
+                else:
+                    unrouted.append(record.seq)
+            scheduled = 0
+            for names, event_seqs in routes.items():
+                scheduled += await store.replay(event_seqs, names, now=time.time())
+            return len(records), scheduled, unrouted
+
+    matched, scheduled, unrouted = _run(work)
+    if matched == 0:
+        out.print("no events match; nothing to replay")
+        return
+    out.print(
+        f"scheduled {scheduled} deliver{'y' if scheduled == 1 else 'ies'} for "
+        f"{matched - len(unrouted)} event(s); a running worker picks them up"
+    )
+    if unrouted:
+        shown = ", ".join(f"#{seq}" for seq in unrouted[:20])
+        err.print(
+            f"[yellow]no handler receives {shown}{' ...' if len(unrouted) > 20 else ''}; "
+            "pass --handler NAME to replay them anyway[/]"
+        )
+
+
+async def _all_events(store: Store, flt: Any) -> list[EventRecord]:
+    found: list[EventRecord] = []
+    while True:
+        page = await store.list_events(flt)
+        found.extend(page)
+        if len(page) < flt.limit:
+            return found
+        flt = replace(flt, before_seq=page[-1].seq)
+
+
+def _confirm_replay(count: int, yes: bool) -> None:
+    if yes:
+        return
+    if sys.stdin is None or not sys.stdin.isatty():
+        raise _fail(f"replaying {count} event(s) needs confirmation; pass --yes", code=2)
+    if not typer.confirm(f"replay {count} event(s)?", default=False):
+        raise typer.Exit(1)
+
+
+# -- dead letters ---------------------------------------------------------------------------
+
+
+@dlq_app.command("list")
+def dlq_list(
+    config: ConfigOption = None,
+    source: SourceOption = None,
+    handler: Annotated[str | None, typer.Option("--handler", help="Only this handler.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """List dead letters, newest first, with the error that ended each."""
+    settings = _settings(config, quiet=as_json)
+
+    async def work() -> list[DeliveryRecord]:
+        async with _open(settings) as store:
+            return await store.list_dead(source=source, handler=handler, limit=limit)
+
+    records = _run(work)
+    if as_json:
+        _emit_json([_delivery_row(r) for r in records])
+        return
+    if not records:
+        out.print("no dead letters")
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("delivery", "event", "source", "type", "handler", "attempts", "died (UTC)"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("last error")
+    for r in records:
+        table.add_row(
+            str(r.id),
+            f"#{r.event_seq}",
+            escape(r.source),
+            escape(r.event_type),
+            escape(r.handler),
+            str(r.attempts),
+            _iso(r.updated_at),
+            f"[red]{escape(r.last_error or '')}[/]",
+        )
+    out.print(table)
+
+
+@dlq_app.command("retry")
+def dlq_retry(
+    ids: Annotated[
+        list[int] | None,
+        typer.Argument(help="Delivery ids (the delivery column).", show_default=False),
+    ] = None,
+    config: ConfigOption = None,
+    retry_all: Annotated[
+        bool, typer.Option("--all", help="Every dead letter (of --source, if given).")
+    ] = False,
+    source: SourceOption = None,
+) -> None:
+    """Make dead letters pending again now, with a fresh attempt budget."""
+    if ids and retry_all:
+        raise typer.BadParameter("give delivery ids or --all, not both")
+    if not ids and not retry_all:
+        raise typer.BadParameter("give delivery ids (hookwise dlq retry 7 9) or --all")
+    settings = _settings(config)
+
+    async def work() -> int:
+        async with _open(settings) as store:
+            return await store.retry_dead(ids or None, now=time.time(), source=source)
+
+    count = _run(work)
+    out.print(
+        f"scheduled {count} dead letter{'' if count == 1 else 's'} again; "
+        "a running worker picks them up"
+    )
+    if ids and count < len(set(ids)):
+        err.print(
+            f"[yellow]{len(set(ids)) - count} of the ids given are not dead letters "
+            "(see `hookwise dlq list`)[/]"
+        )
+
+
+# -- doctor -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+
+@app.command()
+def doctor(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Check the setup: config, secrets, handlers, store and clock; exit 1 if anything fails.
+
+    Each failed check says how to fix it.
+    """
+    checks = _diagnose(config)
+    ok = all(check.ok for check in checks)
+    if as_json:
+        _emit_json(
+            {
+                "ok": ok,
+                "checks": [
+                    {"name": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix} for c in checks
+                ],
+            }
+        )
+    else:
+        for check in checks:
+            mark = "[green]ok  [/]" if check.ok else "[red]FAIL[/]"
+            out.print(f"{mark} {check.name:<9} {escape(check.detail)}")
+            if check.fix and not check.ok:
+                out.print(f"               [bold]fix:[/] {escape(check.fix)}")
+        failed = sum(not check.ok for check in checks)
+        out.print()
+        if failed:
+            out.print(f"[red]{failed} check(s) failed[/]")
+        else:
+            out.print("[green]all checks passed[/]")
+    if not ok:
+        raise typer.Exit(1)
+
+
+def _diagnose(config: Path | None) -> list[_Check]:
+    from .config import MissingSecretError
+    from .handlers import import_callable
+
+    checks: list[_Check] = []
+    shown = os.fspath(config or Path("hookwise.toml"))
+    try:
+        settings = load_config(config)
+        missing: tuple[tuple[str, str], ...] = ()
+    except MissingSecretError as exc:
+        settings, missing = exc.settings, exc.missing
+    except ConfigError as exc:
+        checks.append(_Check("config", False, str(exc).split("\n")[0], exc.fix))
+        return checks
+    detail = f"{shown}: {len(settings.sources)} source(s), {len(settings.handlers)} handler(s)"
+    checks.append(_Check("config", True, detail))
+    for warning in settings.warnings:
+        checks.append(_Check("warning", True, warning))
+
+    if missing:
+        variables = list(dict.fromkeys(var for _, var in missing))
+        checks.append(
+            _Check(
+                "secrets",
+                False,
+                "not set: " + ", ".join(f"{var} (for {key})" for key, var in missing),
+                "; ".join(f"export {var}=..." for var in variables),
+            )
+        )
+    else:
+        count = sum(len(s.secrets) for s in settings.sources.values())
+        checks.append(_Check("secrets", True, f"{count} secret(s) present"))
+
+    _import_path_for(config)
+    broken: list[ConfigError] = []
+    for handler in settings.handlers:
+        try:
+            import_callable(handler.call, key=f"handlers.{handler.name}.call", file=shown)
+        except ConfigError as exc:
+            broken.append(exc)
+    if broken:
+        checks.append(
+            _Check(
+                "handlers",
+                False,
+                "; ".join(exc.problem for exc in broken),
+                broken[0].fix,
+            )
+        )
+    else:
+        checks.append(_Check("handlers", True, f"{len(settings.handlers)} importable"))
+
+    checks.extend(_run(lambda: _check_store(settings)))
+    return checks
+
+
+async def _check_store(settings: Settings) -> list[_Check]:
+    from .store import EventFilter
+
+    url = settings.store.url
+    checks: list[_Check] = []
+    now = time.time()
+    newest: float | None = None
+    try:
+        store = _open(settings)
+        schema_version = getattr(store, "schema_version", None)
+        if schema_version is not None:
+            version = await schema_version()
+            if version is None:
+                checks.append(
+                    _Check(
+                        "store",
+                        False,
+                        f"{url} is reachable but has no tables",
+                        "run `hookwise migrate`",
+                    )
+                )
+                return [*checks, _clock_check(now, None)]
+        async with store:
+            await store.ping()
+            problem = _unwritable(settings.store.url)
+            if problem:
+                checks.append(_Check("store", False, problem, "fix the file's permissions"))
+            else:
+                version_text = f", schema {version}" if schema_version is not None else ""
+                checks.append(_Check("store", True, f"{url} reachable, writable{version_text}"))
+            latest = await store.list_events(EventFilter(limit=1))
+            newest = latest[0].received_at if latest else None
+    except HookwiseError as exc:
+        fix = (
+            exc.fix
+            if isinstance(exc, ConfigError)
+            else "check [store] url, and run `hookwise migrate`"
+        )
+        problem = exc.problem if isinstance(exc, ConfigError) else str(exc)
+        checks.append(_Check("store", False, f"{url}: {problem}", fix))
+    checks.append(_clock_check(now, newest))
+    return checks
+
+
+def _unwritable(url: str) -> str | None:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return None
+    path = Path(url[len(prefix) :])
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"{path} is not writable by this user"
+    if not os.access(path.parent, os.W_OK):
+        return f"{path.parent} is not writable (SQLite keeps its journal beside the file)"
+    return None
+
+
+def _clock_check(now: float, newest: float | None) -> _Check:
+    if now < _SANE_EPOCH:
+        return _Check(
+            "clock",
+            False,
+            f"this machine's clock says {_iso(now)}",
+            "set the clock (enable NTP): signature timestamps are checked against it",
+        )
+    if newest is not None and newest > now + _CLOCK_SLACK:
+        return _Check(
+            "clock",
+            False,
+            f"the newest stored event was received at {_iso(newest)}, "
+            f"{newest - now:.0f}s ahead of this clock ({_iso(now)})",
+            "one of the machines sharing this store has a wrong clock; enable NTP on all",
+        )
+    return _Check("clock", True, f"{_iso(now)}")
+
+
+# -- send ---------------------------------------------------------------------------------
+
+
+@app.command()
+def send(
+    provider: Annotated[
+        str,
+        typer.Argument(
+            help="A provider (standard, hmac, none), or with -c the name of a configured source."
+        ),
+    ],
+    url: Annotated[
+        str, typer.Argument(help="Where to POST, e.g. http://127.0.0.1:8000/hooks/demo")
+    ],
+    config: ConfigOption = None,
+    secret: Annotated[
+        str | None,
+        typer.Option(
+            "--secret",
+            "-s",
+            envvar=SEND_SECRET_ENV,
+            help="The signing secret.",
+            show_envvar=True,
+        ),
+    ] = None,
+    event: Annotated[
+        str, typer.Option("--event", "-e", help="The event type in the sample body.")
+    ] = "demo.ping",
+    body: Annotated[
+        str | None,
+        typer.Option(
+            "--body", "-b", help="The body: JSON text, or @FILE (default: a sample event)."
+        ),
+    ] = None,
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many to send.")] = 1,
+    header: Annotated[
+        list[str] | None,
+        typer.Option("--header", "-H", help="Extra header K=V (repeatable).", show_default=False),
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            "-o",
+            help="Source setting K=V for the signer, e.g. header=X-Sig,algorithm=sha256.",
+            show_default=False,
+        ),
+    ] = None,
+    delivery_id: Annotated[
+        str | None,
+        typer.Option("--id", help="Delivery id to sign with; repeat one to test dedup."),
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request.")] = 10.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Sign sample events the way PROVIDER does and POST them to URL.
+
+    Prints the status, latency and answer of each request; exits 1 if any was not 2xx.
+    """
+    import httpx
+
+    source = _signer(provider, config, secret, _pairs(option or [], "--option"))
+    extra_headers = _pairs(header or [], "--header")
+    fixed_body = _read_body(body) if body is not None else None
+    results: list[dict[str, Any]] = []
+    failed = False
+    with httpx.Client(timeout=timeout) as client:
+        for number in range(1, count + 1):
+            payload = fixed_body if fixed_body is not None else _sample_body(event, number)
+            msg_id = delivery_id or "msg_" + _secrets.token_hex(12)
+            headers = {"content-type": "application/json", "user-agent": "hookwise-send"}
+            headers.update(source.sign_headers(payload, now=time.time(), delivery_id=msg_id))
+            headers.update(extra_headers)
+            started = time.perf_counter()
+            try:
+                response = client.post(url, content=payload, headers=headers)
+            except httpx.HTTPError as exc:
+                raise _fail(f"POST {url} failed: {exc}") from None
+            latency = (time.perf_counter() - started) * 1000
+            failed = failed or not response.is_success
+            results.append(
+                {
+                    "n": number,
+                    "delivery_id": msg_id,
+                    "status": response.status_code,
+                    "latency_ms": round(latency, 1),
+                    "response": response.text,
+                }
+            )
+            if not as_json:
+                style = "green" if response.is_success else "red"
+                out.print(
+                    f"[{style}]{response.status_code}[/] {latency:6.1f} ms  {escape(msg_id)}  "
+                    f"{escape(response.text.strip()[:500])}"
+                )
+    if as_json:
+        _emit_json(results)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _pairs(items: Sequence[str], flag: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for item in items:
+        for part in item.split(",") if flag == "--option" else [item]:
+            name, sep, value = part.partition("=")
+            if not sep or not name.strip():
+                raise typer.BadParameter(f"{part!r} is not K=V", param_hint=flag)
+            found[name.strip()] = value.strip() if flag == "--option" else value
+    return found
+
+
+def _signer(provider: str, config: Path | None, secret: str | None, options: dict[str, str]) -> Any:
+    from .providers import build_source
+
+    if config is not None:
+        settings = load_config(config)
+        if provider in settings.sources:
+            configured = settings.sources[provider]
+            secrets = (secret,) if secret else configured.secrets
+            return build_source(replace(configured, secrets=secrets))
+    if provider != "none" and not secret:
+        raise ConfigError(
+            f"no secret to sign {provider!r} requests with",
+            fix=f"pass --secret S, or export {SEND_SECRET_ENV}=...",
+        )
+    known = {f.name for f in fields(SourceSettings)} - {"name", "provider", "secrets", "options"}
+    chosen: dict[str, Any] = {}
+    rest: dict[str, object] = {}
+    for name, value in options.items():
+        if name == "tolerance":
+            chosen[name] = parse_duration(value)
+        elif name in known:
+            chosen[name] = value
+        else:
+            rest[name] = value
+    settings_ = SourceSettings(
+        name="send",
+        provider=provider,
+        secrets=(secret,) if secret and provider != "none" else (),
+        options=rest,
+        **chosen,
+    )
+    try:
+        return build_source(settings_)
+    except ConfigError as exc:
+        setting = (exc.key or "").removeprefix("sources.send.")
+        hint = "--secret" if setting == "secrets" else f"--option {setting}=..."
+        raise ConfigError(
+            exc.problem, fix=f"{exc.fix} (give it as {hint})" if exc.fix else hint
+        ) from None
+
+
+def _read_body(body: str) -> bytes:
+    if not body.startswith("@"):
+        return body.encode("utf-8")
+    path = Path(body[1:])
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"can't read {path}: {exc.strerror}", param_hint="--body"
+        ) from None
+
+
+def _sample_body(event_type: str, number: int) -> bytes:
+    document = {
+        "id": "evt_" + _secrets.token_hex(8),
+        "type": event_type,
+        "created_at": _iso(time.time()),
+        "data": {"message": "hello from hookwise send", "n": number},
+    }
+    return json.dumps(document, separators=(",", ":")).encode("utf-8")
+
+
+# -- version ------------------------------------------------------------------------------
+
+
+@app.command()
+def version() -> None:
+    """Print hookwise's version."""
+    from . import __version__
+
+    out.print(f"hookwise {__version__} (Python {sys.version.split()[0]})")

@@ -1,0 +1,64 @@
+"""What an event is: the immutable receipt of one delivery, plus normalized fields."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["Event", "Intake", "NewEvent"]
+
+Intake = Literal["push", "pull", "replay"]
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event on its way into the store (before it has a sequence number).
+
+    Built by the receiver (or poller) after verification; appended with the
+    names of the handlers that must see it.
+    """
+
+    source: str
+    dedup_key: str
+    type: str
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+    ordering_key: str | None = None
+    occurred_at: float | None = None
+    received_at: float = 0.0
+    intake: Intake = "push"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event as a handler sees it.
+
+    >>> @hw.handler("stripe", "invoice.*")
+    ... async def on_invoice(event: Event) -> None:
+    ...     invoice = event.json()["data"]["object"]
+
+    ``id`` is the dedup key (the provider's delivery or event id); ``seq`` is
+    hookwise's own arrival number; ``attempt`` counts from 1 for this handler.
+    """
+
+    id: str
+    source: str
+    type: str
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+    ordering_key: str | None = None
+    occurred_at: float | None = None
+    received_at: float = 0.0
+    intake: Intake = "push"
+    attempt: int = 1
+    seq: int = 0
+
+    def json(self) -> Any:
+        """The body parsed as JSON (raises ``ValueError`` when it is not JSON)."""
+        return json.loads(self.body)
+
+    def text(self) -> str:
+        """The body decoded as UTF-8 (undecodable bytes replaced)."""
+        return self.body.decode("utf-8", errors="replace")

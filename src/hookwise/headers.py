@@ -1,0 +1,87 @@
+"""Request headers: decoded once on the way in, redacted before they are stored.
+
+Stored events keep their headers for debugging and replay, but never a credential:
+``Authorization``, cookies, anything named like a token or secret, the headers a
+provider uses to carry a secret, and any header whose value repeats a configured
+secret are replaced by ``[redacted]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+
+__all__ = ["REDACTED", "decode_asgi_headers", "is_sensitive_name", "redact_headers"]
+
+REDACTED = "[redacted]"
+
+_SENSITIVE_NAMES = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+_SENSITIVE_PARTS = (
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "api-key",
+    "apikey",
+    "x-auth",
+    "session",
+)
+
+
+def is_sensitive_name(name: str) -> bool:
+    """Whether a header of this (lowercase) name carries a credential, whatever its value.
+
+    >>> is_sensitive_name("x-gitlab-token")
+    True
+    """
+    return name in _SENSITIVE_NAMES or any(part in name for part in _SENSITIVE_PARTS)
+
+
+def redact_headers(
+    raw: Iterable[tuple[str, str]],
+    *,
+    secret_values: Collection[str] = (),
+    secret_headers: Collection[str] = (),
+) -> tuple[tuple[str, str], ...]:
+    """The headers safe to store: same order, lowercase names, credentials replaced.
+
+    >>> redact_headers([("Authorization", "Bearer abc"), ("X-Id", "7")])
+    (('authorization', '[redacted]'), ('x-id', '7'))
+
+    ``secret_values`` are a source's secrets: a header whose value contains one is
+    redacted whatever its name. ``secret_headers`` are extra names to always redact.
+    """
+    extra_names = {name.lower() for name in secret_headers}
+    secrets = [value for value in secret_values if value]
+    redacted: list[tuple[str, str]] = []
+    for name, value in raw:
+        name = name.lower()
+        if (
+            is_sensitive_name(name)
+            or name in extra_names
+            or any(secret in value for secret in secrets)
+        ):
+            value = REDACTED
+        redacted.append((name, value))
+    return tuple(redacted)
+
+
+def decode_asgi_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """ASGI header pairs as a dict with lowercase names.
+
+    >>> decode_asgi_headers([(b"X-Id", b"1"), (b"accept", b"a"), (b"accept", b"b")])
+    {'x-id': '1', 'accept': 'a, b'}
+
+    Latin-1 decoding maps every byte to one character, so it never fails and the
+    original bytes can be recovered exactly. A repeated header is joined with
+    ``", "`` as HTTP allows, except ``cookie``, whose pieces are joined with ``"; "``.
+    """
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in raw:
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        previous = headers.get(name)
+        if previous is None:
+            headers[name] = value
+        else:
+            headers[name] = previous + ("; " if name == "cookie" else ", ") + value
+    return headers

@@ -1,0 +1,264 @@
+"""What every source is: a verifier plus the rules that name, type and order its events."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field, fields
+from typing import TypeVar
+
+from hookwise.config import SourceSettings
+from hookwise.errors import ConfigError
+from hookwise.providers._extract import (
+    NOT_JSON,
+    Spec,
+    extract,
+    parse_body,
+    parse_spec,
+    to_timestamp,
+)
+
+__all__ = [
+    "SCHEME_FIELDS",
+    "UNKNOWN_TYPE",
+    "Description",
+    "Extraction",
+    "ProviderSpec",
+    "Source",
+    "body_digest",
+    "build_extraction",
+    "check_options",
+    "check_tolerance",
+    "pick_secret",
+    "reject_fields",
+    "require_secrets",
+]
+
+_T = TypeVar("_T")
+
+UNKNOWN_TYPE = "unknown"
+"""The type of an event whose configured type field is missing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Description:
+    """The normalized fields of one delivery, read from its headers and body.
+
+    >>> Description(dedup_key="msg_2Lh9", type="invoice.paid", ordering_key="in_1",
+    ...             occurred_at=None)
+    """
+
+    dedup_key: str
+    type: str
+    ordering_key: str | None = None
+    occurred_at: float | None = None
+
+
+def body_digest(body: bytes) -> str:
+    """The dedup key of last resort: identical bodies are one event.
+
+    >>> body_digest(b"")
+    'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
+    """
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Extraction:
+    """Where a source's dedup key, type, ordering key and time come from.
+
+    >>> rules = Extraction(dedup=parse_spec("header:webhook-id", key="k"),
+    ...                    type=parse_spec("body:type", key="k"))
+    >>> rules.describe(b'{"type": "ping"}', {"webhook-id": "msg_1"})
+    Description(dedup_key='msg_1', type='ping', ordering_key=None, occurred_at=None)
+
+    The body is parsed as JSON only when a rule reads it, and at most once.
+    """
+
+    dedup: Spec | None = None
+    type: Spec | None = None
+    ordering_key: Spec | None = None
+    occurred_at: Spec | None = None
+    needs_body: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        specs = (self.dedup, self.type, self.ordering_key, self.occurred_at)
+        needs_body = any(spec is not None and spec.kind == "body" for spec in specs)
+        object.__setattr__(self, "needs_body", needs_body)
+
+    def describe(self, body: bytes, headers: Mapping[str, str]) -> Description:
+        """The fields of one delivery; never raises, falls back instead."""
+        document = parse_body(body) if self.needs_body else NOT_JSON
+        dedup_key = extract(self.dedup, headers, document) if self.dedup else None
+        event_type = extract(self.type, headers, document) if self.type else None
+        ordering_key = None
+        if self.ordering_key is not None:
+            ordering_key = extract(self.ordering_key, headers, document)
+        occurred_at = None
+        if self.occurred_at is not None:
+            moment = extract(self.occurred_at, headers, document)
+            occurred_at = to_timestamp(moment) if moment is not None else None
+        return Description(
+            dedup_key=dedup_key or body_digest(body),
+            type=event_type or UNKNOWN_TYPE,
+            ordering_key=ordering_key,
+            occurred_at=occurred_at,
+        )
+
+
+class Source(ABC):
+    """One configured intake: verifies deliveries and describes them.
+
+    >>> source = build_source(SourceSettings(name="acme", provider="hmac",
+    ...                       header="X-Acme-Signature", secrets=("s3cret",)))
+    >>> source.verify(body, headers, now=clock.now())      # raises VerificationError
+    >>> source.describe(body, headers, now=clock.now()).dedup_key
+
+    ``headers`` always has lowercase names.
+    """
+
+    provider: str = ""
+    """The provider name this source was built for (``"standard"``, ``"hmac"``...)."""
+    insecure: bool = False
+    """True when deliveries are not verified at all (provider ``"none"``)."""
+
+    def __init__(
+        self,
+        name: str,
+        extraction: Extraction,
+        *,
+        secret_values: tuple[str, ...] = (),
+        secret_headers: tuple[str, ...] = (),
+    ) -> None:
+        self.name = name
+        self.extraction = extraction
+        self.secret_values = secret_values
+        """The raw secret strings, so stored headers that repeat one can be redacted."""
+        self.secret_headers = secret_headers
+        """Lowercase names of headers that carry a secret for this provider."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} provider={self.provider!r}>"
+
+    @abstractmethod
+    def verify(self, body: bytes, headers: Mapping[str, str], now: float) -> None:
+        """Return if the delivery is authentic; raise only ``VerificationError`` otherwise."""
+
+    def describe(self, body: bytes, headers: Mapping[str, str], now: float) -> Description:
+        """The dedup key, type, ordering key and time of a delivery. Never raises."""
+        return self.extraction.describe(body, headers)
+
+    @abstractmethod
+    def sign_headers(
+        self,
+        body: bytes,
+        *,
+        now: float,
+        secret_index: int = 0,
+        delivery_id: str | None = None,
+    ) -> dict[str, str]:
+        """Headers that make ``body`` a correctly signed delivery to this source.
+
+        Used by tests, the demo, benchmarks and ``hookwise send``; ``delivery_id`` is
+        made up when not given.
+        """
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """A provider as the registry knows it.
+
+    >>> ProviderSpec("none", "no verification (for local experiments only)", build)
+    """
+
+    name: str
+    description: str
+    build: Callable[[SourceSettings], Source]
+
+
+# Helpers the provider modules share to validate settings the same way.
+
+
+def require_secrets(settings: SourceSettings) -> tuple[str, ...]:
+    """The source's secrets; a :class:`ConfigError` when there are none or one is empty."""
+    key = f"sources.{settings.name}.secrets"
+    if not settings.secrets:
+        raise ConfigError(
+            f"provider {settings.provider!r} needs at least one secret",
+            key=key,
+            fix='add secrets = ["env:MY_WEBHOOK_SECRET"]',
+        )
+    for position, secret in enumerate(settings.secrets):
+        if not secret:
+            raise ConfigError(
+                f"secret number {position + 1} is empty",
+                key=key,
+                fix="check that the environment variable it names is set",
+            )
+    return settings.secrets
+
+
+def check_tolerance(settings: SourceSettings) -> float:
+    """The timestamp tolerance in seconds; a :class:`ConfigError` when negative."""
+    if not settings.tolerance >= 0:
+        raise ConfigError(
+            f"tolerance {settings.tolerance!r} must be zero or more seconds",
+            key=f"sources.{settings.name}.tolerance",
+            fix='write it like "5m"',
+        )
+    return settings.tolerance
+
+
+def reject_fields(settings: SourceSettings, names: Collection[str]) -> None:
+    """A :class:`ConfigError` when a setting this provider does not use was changed."""
+    defaults = {item.name: item.default for item in fields(SourceSettings)}
+    for name in names:
+        if getattr(settings, name) != defaults[name]:
+            raise ConfigError(
+                f"{name} is not used by provider {settings.provider!r}",
+                key=f"sources.{settings.name}.{name}",
+                fix='remove it, or use provider = "hmac" to configure the scheme yourself',
+            )
+
+
+SCHEME_FIELDS = ("header", "algorithm", "encoding", "prefix", "timestamp_header", "signed_content")
+"""The settings that configure a generic HMAC scheme, meaningless to other providers."""
+
+
+def check_options(settings: SourceSettings, allowed: Collection[str]) -> None:
+    """A :class:`ConfigError` for a provider option this provider does not know."""
+    for option in settings.options:
+        if option not in allowed:
+            known = ", ".join(sorted(allowed)) or "none"
+            raise ConfigError(
+                f"unknown option {option!r} for provider {settings.provider!r}",
+                key=f"sources.{settings.name}.{option}",
+                fix=f"remove it (options this provider knows: {known})",
+            )
+
+
+def build_extraction(
+    settings: SourceSettings, *, dedup: str | None, type: str | None
+) -> Extraction:
+    """The extraction rules: the settings where given, else the provider's defaults."""
+    prefix = f"sources.{settings.name}"
+
+    def spec(text: str | None, field_name: str, *, allow_const: bool = False) -> Spec | None:
+        if text is None:
+            return None
+        return parse_spec(text, key=f"{prefix}.{field_name}", allow_const=allow_const)
+
+    return Extraction(
+        dedup=spec(settings.dedup_key or dedup, "dedup_key"),
+        type=spec(settings.type or type, "type", allow_const=True),
+        ordering_key=spec(settings.ordering_key, "ordering_key"),
+        occurred_at=spec(settings.occurred_at, "occurred_at"),
+    )
+
+
+def pick_secret(values: tuple[_T, ...], index: int) -> _T:
+    """The secret at ``index``, or a ``ValueError`` saying how many there are."""
+    if not 0 <= index < len(values):
+        raise ValueError(f"secret_index {index} is out of range; the source has {len(values)}")
+    return values[index]

@@ -1,0 +1,88 @@
+"""Pieces every signature scheme shares: timestamp checks and constant-time compares."""
+
+from __future__ import annotations
+
+import hmac
+import math
+import re
+
+from hookwise.errors import VerificationError
+
+__all__ = [
+    "as_bytes",
+    "check_timestamp",
+    "constant_time_equal",
+    "header_bytes",
+    "parse_timestamp",
+]
+
+# Twelve digits reach the year 33658; anything longer is not a UNIX time in seconds
+# and would only make int() do needless work on hostile input.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
+
+def parse_timestamp(value: str | None, *, header: str) -> int:
+    """The integer UNIX seconds in ``value``, or a ``VerificationError`` naming ``header``.
+
+    >>> parse_timestamp("1614265330", header="webhook-timestamp")
+    1614265330
+    """
+    if not value:
+        raise VerificationError("missing_header", f"the {header} header is missing or empty")
+    text = value.strip()
+    if not _TIMESTAMP.fullmatch(text):
+        raise VerificationError(
+            "malformed_header", f"the {header} header is not an integer number of UNIX seconds"
+        )
+    return int(text)
+
+
+def check_timestamp(timestamp: float, *, now: float, tolerance: float) -> None:
+    """Reject ``timestamp`` when it is more than ``tolerance`` seconds from ``now``, either way.
+
+    A timestamp exactly ``tolerance`` seconds away still passes.
+
+    >>> check_timestamp(1000, now=1300, tolerance=300)
+    """
+    age = now - timestamp
+    if age > tolerance:
+        raise VerificationError(
+            "timestamp_too_old",
+            f"timestamp is {_seconds(age)}s old, beyond the {_seconds(tolerance)}s tolerance",
+        )
+    if -age > tolerance:
+        raise VerificationError(
+            "timestamp_too_new",
+            f"timestamp is {_seconds(-age)}s in the future, "
+            f"beyond the {_seconds(tolerance)}s tolerance",
+        )
+
+
+def header_bytes(value: str) -> bytes:
+    """The bytes a header value had on the wire.
+
+    Headers arrive as bytes and are decoded as latin-1, so encoding back as latin-1
+    recovers exactly what the sender signed. Strings built in Python may hold other
+    characters; those are taken as UTF-8, which is what a sender would have sent.
+    """
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return as_bytes(value)
+
+
+def as_bytes(text: str) -> bytes:
+    """``text`` as bytes for comparison; never fails, whatever the string holds."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def constant_time_equal(expected: str, given: str) -> bool:
+    """Compare two strings without leaking, through timing, where they first differ."""
+    return hmac.compare_digest(as_bytes(expected), as_bytes(given))
+
+
+def _seconds(value: float) -> str:
+    if not math.isfinite(value):
+        return str(value)
+    rounded = round(float(value), 3)
+    return str(int(rounded)) if rounded.is_integer() else str(rounded)

@@ -1,0 +1,258 @@
+"""The store contract: what every engine (memory, SQLite, PostgreSQL) must do.
+
+The store is hookwise's only shared state. Intakes append events through
+:meth:`Store.append` (insert-or-skip on ``(source, dedup_key)``, with one delivery
+row per matching handler, in one transaction). Workers :meth:`claim` due deliveries
+under a lease, :meth:`extend` the lease while a handler runs, and :meth:`settle` the
+outcome; a settle whose ``fence`` no longer matches (the lease expired and another
+worker claimed the delivery) is refused. Everything else reads.
+
+All times are UNIX seconds (float), passed in by the caller: the store never reads
+the clock itself, so tests control time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Literal, Protocol, Self, runtime_checkable
+
+from ..events import Event, Intake, NewEvent
+
+__all__ = [
+    "AppendResult",
+    "AttemptRecord",
+    "Claim",
+    "DeliveryRecord",
+    "DeliveryStatus",
+    "EventFilter",
+    "EventRecord",
+    "Outcome",
+    "Settlement",
+    "Store",
+]
+
+DeliveryStatus = Literal["pending", "leased", "done", "retrying", "dead", "skipped"]
+Outcome = Literal["done", "retry", "dead", "skipped"]
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """What happened to one append: the event's sequence number, and whether it was
+    already stored (a duplicate delivery; nothing new was written)."""
+
+    seq: int
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A delivery leased to one worker: run ``handler`` on ``event``, then settle
+    with the same ``fence``."""
+
+    delivery_id: int
+    handler: str
+    fence: int
+    attempt: int
+    lease_expires_at: float
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """The outcome of one attempt.
+
+    ``outcome``: ``done``; ``retry`` (pending again at ``next_attempt_at``);
+    ``dead`` (kept in the dead-letter list); ``skipped`` (not run, with ``error``
+    as the reason). The attempt is recorded in the history whatever it was.
+    """
+
+    delivery_id: int
+    fence: int
+    owner: str
+    outcome: Outcome
+    started_at: float
+    finished_at: float
+    next_attempt_at: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """An event as stored, for listings and ``events show``."""
+
+    seq: int
+    source: str
+    dedup_key: str
+    type: str
+    ordering_key: str | None
+    occurred_at: float | None
+    received_at: float
+    intake: Intake
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    status: str = ""
+    """Summary over its deliveries: the least settled one (``pending`` < ``leased``
+    < ``retrying`` < ``dead`` < ``skipped`` < ``done``), or ``"none"`` without any."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """One (event, handler) pair and where it stands."""
+
+    id: int
+    event_seq: int
+    handler: str
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: float | None
+    lease_owner: str | None
+    lease_expires_at: float | None
+    fence: int
+    last_error: str | None
+    updated_at: float
+    source: str = ""
+    event_type: str = ""
+    dedup_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One try of one delivery, kept as history."""
+
+    id: int
+    delivery_id: int
+    number: int
+    started_at: float
+    finished_at: float
+    outcome: str
+    error: str | None
+    owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which events a listing wants. ``status`` matches any of the event's deliveries."""
+
+    source: str | None = None
+    type: str | None = None
+    """A glob on the event type, e.g. ``invoice.*``."""
+    status: DeliveryStatus | None = None
+    since: float | None = None
+    before_seq: int | None = None
+    limit: int = 50
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Store(Protocol):
+    """The contract every store engine implements. Use it as an async context manager:
+
+    >>> async with open_store("sqlite:///hookwise.db") as store:
+    ...     result = await store.append(new_event, handlers=["billing"])
+    """
+
+    url: str
+
+    async def open(self) -> None:
+        """Connect, migrate to the newest schema, start background machinery."""
+
+    async def close(self) -> None:
+        """Flush pending appends, stop background machinery, disconnect. Idempotent."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    # -- intake ---------------------------------------------------------------------
+
+    async def append(self, event: NewEvent, handlers: Sequence[str]) -> AppendResult:
+        """Store ``event`` unless ``(source, dedup_key)`` is already there, creating one
+        ``pending`` delivery per handler (due at ``event.received_at``), in one
+        transaction. Returns only after that transaction is durable.
+
+        Raises :class:`~hookwise.errors.StoreUnavailable` when it can't be written and
+        :class:`~hookwise.errors.StoreOverloaded` when too much is queued.
+        """
+
+    # -- work -------------------------------------------------------------------------
+
+    async def claim(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        lease: float,
+        now: float,
+        handlers: Collection[str] | None = None,
+    ) -> list[Claim]:
+        """Lease up to ``limit`` due deliveries to ``owner`` until ``now + lease``.
+
+        Due means ``pending``/``retrying`` with ``next_attempt_at <= now``, or
+        ``leased`` with an expired lease (a crashed worker's work). Each claim bumps
+        the delivery's ``fence`` and ``attempts``. Oldest due first. ``handlers``
+        restricts the claim to the handlers this worker can run.
+        """
+
+    async def extend(
+        self, owner: str, leases: Sequence[tuple[int, int]], *, until: float
+    ) -> list[int]:
+        """Extend the leases ``(delivery_id, fence)`` still held by ``owner``.
+        Returns the ids whose lease was extended (a lost lease is left out)."""
+
+    async def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
+        """Apply outcomes in one transaction. Each is applied only if the delivery is
+        still ``leased`` to ``owner`` with the same ``fence``; the result says which."""
+
+    async def release(self, owner: str, leases: Sequence[tuple[int, int]], *, now: float) -> int:
+        """Give leased deliveries back (graceful shutdown): pending again, due ``now``,
+        the interrupted attempt not counted. Returns how many were released."""
+
+    # -- reads --------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        """Return if the store answers and is migrated; raise StoreUnavailable if not."""
+
+    async def get_event(self, seq: int) -> EventRecord | None: ...
+
+    async def find_event(self, source: str, dedup_key: str) -> EventRecord | None: ...
+
+    async def list_events(self, flt: EventFilter) -> list[EventRecord]:
+        """Newest first."""
+
+    async def deliveries(self, event_seq: int) -> list[DeliveryRecord]: ...
+
+    async def get_delivery(self, delivery_id: int) -> DeliveryRecord | None: ...
+
+    async def attempts(self, delivery_id: int) -> list[AttemptRecord]:
+        """Oldest first."""
+
+    async def list_dead(
+        self, *, source: str | None = None, handler: str | None = None, limit: int = 100
+    ) -> list[DeliveryRecord]:
+        """Dead letters, newest first."""
+
+    async def counts(self) -> dict[str, int]:
+        """Deliveries per status, every status present (zero when none)."""
+
+    # -- operator actions ---------------------------------------------------------------
+
+    async def retry_dead(
+        self, delivery_ids: Sequence[int] | None, *, now: float, source: str | None = None
+    ) -> int:
+        """Make dead deliveries pending again now with a fresh attempt budget; their
+        history stays. ``None`` means every dead delivery (of ``source`` if given)."""
+
+    async def replay(
+        self, event_seqs: Sequence[int], handlers: Sequence[str], *, now: float
+    ) -> int:
+        """Run events again for ``handlers``: settled or pending deliveries become
+        pending now with a fresh attempt budget (history kept); a handler without a
+        delivery for the event gets one. A delivery currently leased is left alone.
+        Returns how many deliveries were scheduled."""

@@ -1,0 +1,467 @@
+"""A store that lives in the process's memory: fast, and gone when the process ends.
+
+It keeps exactly the promises of the SQLite and PostgreSQL stores (dedup on
+``(source, dedup_key)``, leases with fencing, statuses and attempt history), so it
+is what tests and ``hookwise.testing`` use.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
+from types import TracebackType
+from typing import Self, get_args
+
+from ..config import StoreSettings
+from ..errors import StoreNotOpen
+from ..events import Event, NewEvent
+from ._base import (
+    AppendResult,
+    AttemptRecord,
+    Claim,
+    DeliveryRecord,
+    DeliveryStatus,
+    EventFilter,
+    EventRecord,
+    Settlement,
+)
+
+__all__ = ["MemoryStore"]
+
+MEMORY_URL = "memory://"
+
+DELIVERY_STATUSES: tuple[DeliveryStatus, ...] = get_args(DeliveryStatus)
+
+# The event's summary status is its least settled delivery.
+_SETTLEDNESS: dict[str, int] = {
+    "pending": 0,
+    "leased": 1,
+    "retrying": 2,
+    "dead": 3,
+    "skipped": 4,
+    "done": 5,
+}
+
+_SETTLED_STATUS: dict[str, DeliveryStatus] = {
+    "done": "done",
+    "retry": "retrying",
+    "dead": "dead",
+    "skipped": "skipped",
+}
+
+
+@dataclass(slots=True)
+class _Delivery:
+    id: int
+    event_seq: int
+    handler: str
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: float | None
+    created_at: float
+    updated_at: float
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+    fence: int = 0
+    last_error: str | None = None
+    history: list[AttemptRecord] = field(default_factory=list)
+
+    def is_due(self, now: float) -> bool:
+        if self.status in ("pending", "retrying"):
+            return self.next_attempt_at is not None and self.next_attempt_at <= now
+        if self.status == "leased":
+            return self.lease_expires_at is not None and self.lease_expires_at <= now
+        return False
+
+    def holds(self, owner: str, fence: int) -> bool:
+        return self.status == "leased" and self.lease_owner == owner and self.fence == fence
+
+    def schedule(self, now: float) -> None:
+        """Pending again now with a fresh attempt budget."""
+        self.status = "pending"
+        self.attempts = 0
+        self.next_attempt_at = now
+        self.lease_owner = None
+        self.lease_expires_at = None
+        self.updated_at = now
+
+
+class MemoryStore:
+    """The whole store in a few dicts, guarded by one lock.
+
+    >>> async with MemoryStore() as store:
+    ...     result = await store.append(new_event, handlers=["billing"])
+
+    Closing keeps the data, so a closed store can be opened again and still holds
+    what was appended.
+    """
+
+    def __init__(self, url: str = MEMORY_URL, *, settings: StoreSettings | None = None) -> None:
+        self.url = url
+        self.settings = settings or StoreSettings(url=url)
+        self._lock = threading.Lock()
+        self._open = False
+        self._events: dict[int, EventRecord] = {}
+        self._seq_by_key: dict[tuple[str, str], int] = {}
+        self._deliveries: dict[int, _Delivery] = {}
+        self._by_event: dict[int, list[int]] = {}
+        self._next_seq = 1
+        self._next_delivery_id = 1
+        self._next_attempt_id = 1
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self._open = True
+
+    async def close(self) -> None:
+        self._open = False
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise StoreNotOpen("memory store")
+
+    # -- intake ---------------------------------------------------------------------
+
+    async def append(self, event: NewEvent, handlers: Sequence[str]) -> AppendResult:
+        self._check_open()
+        with self._lock:
+            key = (event.source, event.dedup_key)
+            existing = self._seq_by_key.get(key)
+            if existing is not None:
+                return AppendResult(seq=existing, duplicate=True)
+            seq = self._next_seq
+            self._next_seq += 1
+            self._events[seq] = EventRecord(
+                seq=seq,
+                source=event.source,
+                dedup_key=event.dedup_key,
+                type=event.type,
+                ordering_key=event.ordering_key,
+                occurred_at=event.occurred_at,
+                received_at=event.received_at,
+                intake=event.intake,
+                headers=tuple(event.headers),
+                body=bytes(event.body),
+            )
+            self._seq_by_key[key] = seq
+            self._by_event[seq] = []
+            for handler in dict.fromkeys(handlers):
+                self._add_delivery(seq, handler, due=event.received_at)
+            return AppendResult(seq=seq, duplicate=False)
+
+    def _add_delivery(self, seq: int, handler: str, *, due: float) -> _Delivery:
+        delivery = _Delivery(
+            id=self._next_delivery_id,
+            event_seq=seq,
+            handler=handler,
+            status="pending",
+            attempts=0,
+            next_attempt_at=due,
+            created_at=due,
+            updated_at=due,
+        )
+        self._next_delivery_id += 1
+        self._deliveries[delivery.id] = delivery
+        self._by_event[seq].append(delivery.id)
+        return delivery
+
+    # -- work -------------------------------------------------------------------------
+
+    async def claim(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        lease: float,
+        now: float,
+        handlers: Collection[str] | None = None,
+    ) -> list[Claim]:
+        self._check_open()
+        if limit <= 0:
+            return []
+        wanted = set(handlers) if handlers is not None else None
+        with self._lock:
+            due = [
+                d
+                for d in self._deliveries.values()
+                if d.is_due(now) and (wanted is None or d.handler in wanted)
+            ]
+            due.sort(key=lambda d: (d.next_attempt_at or 0.0, d.id))
+            claims = []
+            for delivery in due[:limit]:
+                delivery.status = "leased"
+                delivery.lease_owner = owner
+                delivery.lease_expires_at = now + lease
+                delivery.fence += 1
+                delivery.attempts += 1
+                delivery.updated_at = now
+                claims.append(self._claim_of(delivery))
+            return claims
+
+    def _claim_of(self, delivery: _Delivery) -> Claim:
+        record = self._events[delivery.event_seq]
+        assert delivery.lease_expires_at is not None
+        return Claim(
+            delivery_id=delivery.id,
+            handler=delivery.handler,
+            fence=delivery.fence,
+            attempt=delivery.attempts,
+            lease_expires_at=delivery.lease_expires_at,
+            event=Event(
+                id=record.dedup_key,
+                source=record.source,
+                type=record.type,
+                body=record.body,
+                headers=dict(record.headers),
+                ordering_key=record.ordering_key,
+                occurred_at=record.occurred_at,
+                received_at=record.received_at,
+                intake=record.intake,
+                attempt=delivery.attempts,
+                seq=record.seq,
+            ),
+        )
+
+    async def extend(
+        self, owner: str, leases: Sequence[tuple[int, int]], *, until: float
+    ) -> list[int]:
+        self._check_open()
+        extended = []
+        with self._lock:
+            for delivery_id, fence in leases:
+                delivery = self._deliveries.get(delivery_id)
+                if delivery is not None and delivery.holds(owner, fence):
+                    delivery.lease_expires_at = until
+                    extended.append(delivery_id)
+        return extended
+
+    async def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
+        self._check_open()
+        applied = []
+        with self._lock:
+            for s in settlements:
+                delivery = self._deliveries.get(s.delivery_id)
+                if delivery is None or not delivery.holds(s.owner, s.fence):
+                    applied.append(False)
+                    continue
+                delivery.history.append(
+                    AttemptRecord(
+                        id=self._next_attempt_id,
+                        delivery_id=delivery.id,
+                        number=delivery.attempts,
+                        started_at=s.started_at,
+                        finished_at=s.finished_at,
+                        outcome=s.outcome,
+                        error=s.error,
+                        owner=s.owner,
+                    )
+                )
+                self._next_attempt_id += 1
+                delivery.status = _SETTLED_STATUS[s.outcome]
+                delivery.next_attempt_at = (
+                    (s.next_attempt_at if s.next_attempt_at is not None else s.finished_at)
+                    if s.outcome == "retry"
+                    else None
+                )
+                delivery.last_error = s.error
+                delivery.lease_owner = None
+                delivery.lease_expires_at = None
+                delivery.updated_at = s.finished_at
+                applied.append(True)
+        return applied
+
+    async def release(self, owner: str, leases: Sequence[tuple[int, int]], *, now: float) -> int:
+        self._check_open()
+        released = 0
+        with self._lock:
+            for delivery_id, fence in leases:
+                delivery = self._deliveries.get(delivery_id)
+                if delivery is None or not delivery.holds(owner, fence):
+                    continue
+                delivery.status = "pending"
+                delivery.next_attempt_at = now
+                delivery.attempts = max(0, delivery.attempts - 1)
+                delivery.lease_owner = None
+                delivery.lease_expires_at = None
+                delivery.updated_at = now
+                released += 1
+        return released
+
+    # -- reads --------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        self._check_open()
+
+    async def get_event(self, seq: int) -> EventRecord | None:
+        self._check_open()
+        with self._lock:
+            return self._event_record(seq)
+
+    async def find_event(self, source: str, dedup_key: str) -> EventRecord | None:
+        self._check_open()
+        with self._lock:
+            seq = self._seq_by_key.get((source, dedup_key))
+            return None if seq is None else self._event_record(seq)
+
+    async def list_events(self, flt: EventFilter) -> list[EventRecord]:
+        self._check_open()
+        found: list[EventRecord] = []
+        if flt.limit <= 0:
+            return found
+        with self._lock:
+            for seq in sorted(self._events, reverse=True):
+                if flt.before_seq is not None and seq >= flt.before_seq:
+                    continue
+                record = self._events[seq]
+                if flt.source is not None and record.source != flt.source:
+                    continue
+                if flt.type is not None and not fnmatchcase(record.type, flt.type):
+                    continue
+                if flt.since is not None and record.received_at < flt.since:
+                    continue
+                statuses = [self._deliveries[i].status for i in self._by_event[seq]]
+                if flt.status is not None and flt.status not in statuses:
+                    continue
+                found.append(_with_status(record, statuses))
+                if len(found) >= flt.limit:
+                    break
+        return found
+
+    async def deliveries(self, event_seq: int) -> list[DeliveryRecord]:
+        self._check_open()
+        with self._lock:
+            return [
+                self._delivery_record(self._deliveries[i])
+                for i in self._by_event.get(event_seq, [])
+            ]
+
+    async def get_delivery(self, delivery_id: int) -> DeliveryRecord | None:
+        self._check_open()
+        with self._lock:
+            delivery = self._deliveries.get(delivery_id)
+            return None if delivery is None else self._delivery_record(delivery)
+
+    async def attempts(self, delivery_id: int) -> list[AttemptRecord]:
+        self._check_open()
+        with self._lock:
+            delivery = self._deliveries.get(delivery_id)
+            return [] if delivery is None else list(delivery.history)
+
+    async def list_dead(
+        self, *, source: str | None = None, handler: str | None = None, limit: int = 100
+    ) -> list[DeliveryRecord]:
+        self._check_open()
+        with self._lock:
+            dead = [
+                d
+                for d in self._deliveries.values()
+                if d.status == "dead"
+                and (handler is None or d.handler == handler)
+                and (source is None or self._events[d.event_seq].source == source)
+            ]
+            dead.sort(key=lambda d: (d.updated_at, d.id), reverse=True)
+            return [self._delivery_record(d) for d in dead[: max(limit, 0)]]
+
+    async def counts(self) -> dict[str, int]:
+        self._check_open()
+        counts: dict[str, int] = dict.fromkeys(DELIVERY_STATUSES, 0)
+        with self._lock:
+            for delivery in self._deliveries.values():
+                counts[delivery.status] += 1
+        return counts
+
+    # -- operator actions ---------------------------------------------------------------
+
+    async def retry_dead(
+        self, delivery_ids: Sequence[int] | None, *, now: float, source: str | None = None
+    ) -> int:
+        self._check_open()
+        with self._lock:
+            candidates: Iterable[_Delivery]
+            if delivery_ids is None:
+                candidates = list(self._deliveries.values())
+            else:
+                candidates = [
+                    self._deliveries[i]
+                    for i in dict.fromkeys(delivery_ids)
+                    if i in self._deliveries
+                ]
+            scheduled = 0
+            for delivery in candidates:
+                if delivery.status != "dead":
+                    continue
+                if source is not None and self._events[delivery.event_seq].source != source:
+                    continue
+                delivery.schedule(now)
+                scheduled += 1
+            return scheduled
+
+    async def replay(
+        self, event_seqs: Sequence[int], handlers: Sequence[str], *, now: float
+    ) -> int:
+        self._check_open()
+        scheduled = 0
+        with self._lock:
+            for seq in dict.fromkeys(event_seqs):
+                if seq not in self._events:
+                    continue
+                existing = {
+                    self._deliveries[i].handler: self._deliveries[i] for i in self._by_event[seq]
+                }
+                for handler in dict.fromkeys(handlers):
+                    delivery = existing.get(handler)
+                    if delivery is None:
+                        delivery = self._add_delivery(seq, handler, due=now)
+                    elif delivery.status == "leased":
+                        continue
+                    else:
+                        delivery.schedule(now)
+                    scheduled += 1
+        return scheduled
+
+    # -- records ------------------------------------------------------------------------
+
+    def _event_record(self, seq: int) -> EventRecord | None:
+        record = self._events.get(seq)
+        if record is None:
+            return None
+        return _with_status(record, [self._deliveries[i].status for i in self._by_event[seq]])
+
+    def _delivery_record(self, d: _Delivery) -> DeliveryRecord:
+        event = self._events[d.event_seq]
+        return DeliveryRecord(
+            id=d.id,
+            event_seq=d.event_seq,
+            handler=d.handler,
+            status=d.status,
+            attempts=d.attempts,
+            next_attempt_at=d.next_attempt_at,
+            lease_owner=d.lease_owner,
+            lease_expires_at=d.lease_expires_at,
+            fence=d.fence,
+            last_error=d.last_error,
+            updated_at=d.updated_at,
+            source=event.source,
+            event_type=event.type,
+            dedup_key=event.dedup_key,
+        )
+
+
+def _with_status(record: EventRecord, statuses: Sequence[str]) -> EventRecord:
+    status = min(statuses, key=_SETTLEDNESS.__getitem__) if statuses else "none"
+    return replace(record, status=status)

@@ -1,0 +1,191 @@
+-- Named queries of the SQLite store, reached through hookwise.store._sql.sql_for("sqlite").
+-- Parameters are always bound (:name); lists travel as JSON arrays read with json_each.
+
+-- name: create_schema_migrations
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version TEXT PRIMARY KEY,
+    applied_at REAL NOT NULL
+);
+
+-- name: has_schema_migrations
+SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations';
+
+-- name: applied_migrations
+SELECT version FROM schema_migrations ORDER BY version;
+
+-- name: record_migration
+INSERT INTO schema_migrations (version, applied_at) VALUES (:version, :applied_at);
+
+-- name: insert_event
+-- Insert-or-skip: returns the new seq, or no row when (source, dedup_key) is taken.
+INSERT INTO events (
+    source, dedup_key, type, ordering_key, occurred_at, received_at, intake, headers, body
+) VALUES (
+    :source, :dedup_key, :type, :ordering_key, :occurred_at, :received_at, :intake, :headers, :body
+)
+ON CONFLICT (source, dedup_key) DO NOTHING
+RETURNING seq;
+
+-- name: event_seq_by_key
+SELECT seq FROM events WHERE source = :source AND dedup_key = :dedup_key;
+
+-- name: insert_delivery
+INSERT INTO deliveries (
+    event_seq, handler, status, attempts, next_attempt_at, fence, created_at, updated_at
+) VALUES (:event_seq, :handler, 'pending', 0, :due, 0, :due, :due)
+ON CONFLICT (event_seq, handler) DO NOTHING
+RETURNING id;
+
+-- name: claim_due
+-- Lease the oldest due deliveries: pending/retrying ones whose time has come, and
+-- leased ones whose lease ran out (their worker died). Each branch walks its own
+-- partial index in due order and stops at :limit, so a claim costs the same with
+-- a long backlog. INDEXED BY because without statistics the planner would take the
+-- status index and sort every due row. RETURNING gives no order; the caller sorts.
+UPDATE deliveries
+SET status = 'leased',
+    lease_owner = :owner,
+    lease_expires_at = :until,
+    fence = fence + 1,
+    attempts = attempts + 1,
+    updated_at = :now
+WHERE id IN (
+    SELECT id FROM (
+        SELECT * FROM (
+            SELECT id, next_attempt_at FROM deliveries INDEXED BY deliveries_due
+            WHERE status IN ('pending', 'retrying') AND next_attempt_at <= :now
+              AND (:handlers IS NULL OR handler IN (SELECT value FROM json_each(:handlers)))
+            ORDER BY next_attempt_at, id
+            LIMIT :limit
+        )
+        UNION ALL
+        SELECT * FROM (
+            SELECT id, next_attempt_at FROM deliveries INDEXED BY deliveries_lease_expiry
+            WHERE status = 'leased' AND lease_expires_at <= :now
+              AND (:handlers IS NULL OR handler IN (SELECT value FROM json_each(:handlers)))
+            ORDER BY next_attempt_at, id
+            LIMIT :limit
+        )
+    )
+    ORDER BY next_attempt_at, id
+    LIMIT :limit
+)
+RETURNING id, event_seq, handler, fence, attempts, lease_expires_at, next_attempt_at;
+
+-- name: events_by_seqs
+SELECT seq, source, dedup_key, type, ordering_key, occurred_at, received_at, intake, headers, body
+FROM events
+WHERE seq IN (SELECT value FROM json_each(:seqs));
+
+-- name: extend_lease
+UPDATE deliveries
+SET lease_expires_at = :until
+WHERE id = :id AND fence = :fence AND lease_owner = :owner AND status = 'leased'
+RETURNING id;
+
+-- name: settle_delivery
+-- Applied only while the lease (owner + fence) still holds; returns the attempt number.
+UPDATE deliveries
+SET status = :status,
+    next_attempt_at = :next_attempt_at,
+    last_error = :error,
+    lease_owner = NULL,
+    lease_expires_at = NULL,
+    updated_at = :finished_at
+WHERE id = :id AND fence = :fence AND lease_owner = :owner AND status = 'leased'
+RETURNING attempts;
+
+-- name: insert_attempt
+INSERT INTO attempts (delivery_id, number, started_at, finished_at, outcome, error, owner)
+VALUES (:delivery_id, :number, :started_at, :finished_at, :outcome, :error, :owner);
+
+-- name: release_lease
+-- Graceful shutdown: the interrupted attempt does not count.
+UPDATE deliveries
+SET status = 'pending',
+    next_attempt_at = :now,
+    attempts = max(attempts - 1, 0),
+    lease_owner = NULL,
+    lease_expires_at = NULL,
+    updated_at = :now
+WHERE id = :id AND fence = :fence AND lease_owner = :owner AND status = 'leased';
+
+-- name: retry_dead
+-- :ids NULL means every dead delivery (of :source when given).
+UPDATE deliveries
+SET status = 'pending',
+    attempts = 0,
+    next_attempt_at = :now,
+    updated_at = :now
+WHERE status = 'dead'
+  AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
+  AND (:source IS NULL OR event_seq IN (SELECT seq FROM events WHERE source = :source));
+
+-- name: replay_existing
+-- A leased delivery is running somewhere; it is left alone.
+UPDATE deliveries
+SET status = 'pending',
+    attempts = 0,
+    next_attempt_at = :now,
+    lease_owner = NULL,
+    lease_expires_at = NULL,
+    updated_at = :now
+WHERE event_seq = :event_seq AND handler = :handler AND status <> 'leased'
+RETURNING id;
+
+-- name: replay_new
+INSERT INTO deliveries (
+    event_seq, handler, status, attempts, next_attempt_at, fence, created_at, updated_at
+)
+SELECT :event_seq, :handler, 'pending', 0, :now, 0, :now, :now
+WHERE EXISTS (SELECT 1 FROM events WHERE seq = :event_seq)
+ON CONFLICT (event_seq, handler) DO NOTHING
+RETURNING id;
+
+-- name: ping
+SELECT 1;
+
+-- name: get_event
+SELECT * FROM events_with_status WHERE seq = :seq;
+
+-- name: find_event
+SELECT * FROM events_with_status WHERE source = :source AND dedup_key = :dedup_key;
+
+-- name: list_events
+-- Newest first; :type is a glob (SQLite GLOB: *, ?, [...]).
+SELECT * FROM events_with_status AS e
+WHERE (:source IS NULL OR e.source = :source)
+  AND (:type IS NULL OR e.type GLOB :type)
+  AND (:since IS NULL OR e.received_at >= :since)
+  AND (:before_seq IS NULL OR e.seq < :before_seq)
+  AND (:status IS NULL OR EXISTS (
+        -- "+" keeps the planner on the (event_seq, handler) index, not the status one.
+        SELECT 1 FROM deliveries AS d WHERE d.event_seq = e.seq AND +d.status = :status))
+ORDER BY e.seq DESC
+LIMIT :limit;
+
+-- name: event_deliveries
+SELECT d.*, e.source, e.type AS event_type, e.dedup_key
+FROM deliveries AS d JOIN events AS e ON e.seq = d.event_seq
+WHERE d.event_seq = :event_seq
+ORDER BY d.id;
+
+-- name: get_delivery
+SELECT d.*, e.source, e.type AS event_type, e.dedup_key
+FROM deliveries AS d JOIN events AS e ON e.seq = d.event_seq
+WHERE d.id = :id;
+
+-- name: delivery_attempts
+SELECT * FROM attempts WHERE delivery_id = :delivery_id ORDER BY number, id;
+
+-- name: list_dead
+SELECT d.*, e.source, e.type AS event_type, e.dedup_key
+FROM deliveries AS d JOIN events AS e ON e.seq = d.event_seq
+WHERE d.status = 'dead'
+  AND (:source IS NULL OR e.source = :source)
+  AND (:handler IS NULL OR d.handler = :handler)
+ORDER BY d.updated_at DESC, d.id DESC
+LIMIT :limit;
+
+-- name: count_by_status
+SELECT status, count(*) AS n FROM deliveries GROUP BY status;

@@ -1,0 +1,94 @@
+-- The newest hookwise schema for SQLite, as a fresh database gets it.
+-- Keep it equal to what the migrations build (tests/integration/test_sqlite_store.py checks).
+-- Times are UNIX seconds (REAL).
+
+CREATE TABLE schema_migrations (
+    version TEXT PRIMARY KEY,
+    applied_at REAL NOT NULL
+);
+
+-- One row per event ever received; seq is the arrival order.
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,
+    dedup_key TEXT NOT NULL,
+    type TEXT NOT NULL,
+    ordering_key TEXT,
+    occurred_at REAL,
+    received_at REAL NOT NULL,
+    intake TEXT NOT NULL CHECK (intake IN ('push', 'pull', 'replay')),
+    headers TEXT NOT NULL DEFAULT '[]',  -- JSON [[name, value], ...]
+    body BLOB NOT NULL,
+    UNIQUE (source, dedup_key)
+);
+
+CREATE INDEX events_received_at ON events (received_at);
+
+-- One row per (event, handler); handlers succeed and fail independently.
+CREATE TABLE deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_seq INTEGER NOT NULL REFERENCES events (seq) ON DELETE CASCADE,
+    handler TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'leased', 'done', 'retrying', 'dead', 'skipped')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL,
+    lease_owner TEXT,
+    lease_expires_at REAL,
+    fence INTEGER NOT NULL DEFAULT 0,  -- bumped by every claim; a settle must match it
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    UNIQUE (event_seq, handler)
+);
+
+-- Claims read only these two small partial indexes, however long the history grows.
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at, id)
+    WHERE status IN ('pending', 'retrying');
+CREATE INDEX deliveries_lease_expiry ON deliveries (lease_expires_at)
+    WHERE status = 'leased';
+CREATE INDEX deliveries_status ON deliveries (status, updated_at);
+
+-- History: one row per finished try of a delivery.
+CREATE TABLE attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    delivery_id INTEGER NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    error TEXT,
+    owner TEXT NOT NULL
+);
+
+CREATE INDEX attempts_delivery ON attempts (delivery_id, number);
+
+-- Events with the summary status of their deliveries: the least settled one,
+-- or 'none' without any (MIN over no rows is NULL).
+CREATE VIEW events_with_status AS
+SELECT
+    e.*,
+    COALESCE(
+        (
+            SELECT CASE MIN(
+                CASE d.status
+                    WHEN 'pending' THEN 0
+                    WHEN 'leased' THEN 1
+                    WHEN 'retrying' THEN 2
+                    WHEN 'dead' THEN 3
+                    WHEN 'skipped' THEN 4
+                    ELSE 5
+                END)
+                WHEN 0 THEN 'pending'
+                WHEN 1 THEN 'leased'
+                WHEN 2 THEN 'retrying'
+                WHEN 3 THEN 'dead'
+                WHEN 4 THEN 'skipped'
+                WHEN 5 THEN 'done'
+            END
+            FROM deliveries AS d
+            WHERE d.event_seq = e.seq
+        ),
+        'none'
+    ) AS status
+FROM events AS e;

@@ -1,0 +1,476 @@
+"""hookwise.toml -> Settings: defaults, env secrets, overrides, and one clear error per mistake."""
+
+from __future__ import annotations
+
+import base64
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hookwise.config import (
+    STORE_URL_ENV,
+    MissingSecretError,
+    ServerSettings,
+    Settings,
+    StoreSettings,
+    WorkerSettings,
+    load_config,
+)
+from hookwise.errors import ConfigError
+
+SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
+OTHER_SECRET = "whsec_" + base64.b64encode(b"o" * 32).decode()
+
+DEMO = """
+[sources.demo]
+provider = "standard"
+secrets = ["env:DEMO_SECRET"]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "hookwise.toml"
+    path.write_text(textwrap.dedent(text), "utf-8")
+    return path
+
+
+def load(tmp_path: Path, text: str, **env: str) -> Settings:
+    return load_config(write(tmp_path, text), env={"DEMO_SECRET": SECRET, **env})
+
+
+def config_error(tmp_path: Path, text: str, **env: str) -> ConfigError:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={"DEMO_SECRET": SECRET, **env})
+    assert caught.value.file == str(path)
+    assert caught.value.fix, "every config error says how to fix it"
+    return caught.value
+
+
+# -- defaults and values -----------------------------------------------------------------
+
+
+def test_an_empty_file_gives_the_defaults(tmp_path: Path) -> None:
+    settings = load_config(write(tmp_path, ""), env={})
+    assert settings.store == StoreSettings(url=f"sqlite:///{tmp_path}/hookwise.db")
+    assert settings.server == ServerSettings()
+    assert settings.worker == WorkerSettings()
+    assert settings.sources == {}
+    assert settings.handlers == ()
+    assert settings.warnings == ()
+    assert settings.path == str(tmp_path / "hookwise.toml")
+
+
+def test_the_default_file_is_hookwise_toml_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, "[server]\nport = 9001\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_config(env={}).server.port == 9001
+
+
+def test_a_full_config_is_read_into_settings(tmp_path: Path) -> None:
+    settings = load_config(
+        write(
+            tmp_path,
+            """
+            [store]
+            url = "sqlite:///data/events.db"
+            durability = "normal"
+            busy_timeout = "2s"
+            group_commit = false
+            max_pending = 50
+
+            [server]
+            host = "0.0.0.0"
+            port = 9000
+            max_body_bytes = 2048
+
+            [worker]
+            concurrency = 4
+            threads = 2
+            batch = 10
+            lease = "1m"
+            poll_interval = "250ms"
+            grace = 0
+
+            [sources.demo]
+            provider = "standard"
+            secrets = ["env:DEMO_SECRET", "env:OLD_SECRET"]
+            tolerance = "10m"
+            ordering = "latest"
+            ordering_key = "body:data.id"
+
+            [sources.acme]
+            provider = "hmac"
+            header = "X-Acme-Signature"
+            algorithm = "sha512"
+            encoding = "base64"
+            prefix = "sha512="
+            secrets = ["env:ACME_SECRET"]
+            dedup_key = "header:X-Acme-Delivery"
+            id_header = "X-Acme-Delivery"
+
+            [[handlers]]
+            name = "billing"
+            source = "demo"
+            events = ["invoice.*", "customer.*"]
+            call = "myapp.billing:handle"
+            max_attempts = 5
+            max_age = "1h30m"
+            timeout = 30
+            base_delay = "1s"
+            max_delay = "10m"
+
+            [[handlers]]
+            call = "myapp.audit:record"
+            """,
+        ),
+        env={"DEMO_SECRET": SECRET, "OLD_SECRET": OTHER_SECRET, "ACME_SECRET": "acme-key"},
+    )
+    assert settings.store == StoreSettings(
+        url=f"sqlite:///{tmp_path}/data/events.db",
+        durability="normal",
+        busy_timeout=2.0,
+        group_commit=False,
+        max_pending=50,
+    )
+    assert settings.server == ServerSettings(host="0.0.0.0", port=9000, max_body_bytes=2048)
+    assert settings.worker == WorkerSettings(
+        concurrency=4, threads=2, batch=10, lease=60.0, poll_interval=0.25, grace=0.0
+    )
+    demo = settings.sources["demo"]
+    assert demo.secrets == (SECRET, OTHER_SECRET)
+    assert (demo.tolerance, demo.ordering, demo.ordering_key) == (600.0, "latest", "body:data.id")
+    acme = settings.sources["acme"]
+    assert (acme.header, acme.algorithm, acme.encoding, acme.prefix) == (
+        "X-Acme-Signature",
+        "sha512",
+        "base64",
+        "sha512=",
+    )
+    assert acme.secrets == ("acme-key",)
+    assert acme.options == {"id_header": "X-Acme-Delivery"}
+    billing, audit = settings.handlers
+    assert billing.name == "billing"
+    assert billing.events == ("invoice.*", "customer.*")
+    assert (billing.max_attempts, billing.max_age, billing.timeout) == (5, 5400.0, 30.0)
+    assert (billing.base_delay, billing.max_delay) == (1.0, 600.0)
+    assert (audit.name, audit.source, audit.events) == ("record", "*", ("*",))
+    assert settings.warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("written", "seconds"),
+    [('"5m"', 300.0), ('"3d"', 259200.0), ('"1h30m"', 5400.0), ("90", 90.0), ("1.5", 1.5)],
+)
+def test_durations_are_text_or_seconds(tmp_path: Path, written: str, seconds: float) -> None:
+    settings = load(tmp_path, DEMO + f"tolerance = {written}\n")
+    assert settings.sources["demo"].tolerance == seconds
+
+
+# -- store url ------------------------------------------------------------------------------
+
+
+def test_a_relative_sqlite_path_is_relative_to_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    path = write(tmp_path, '[store]\nurl = "sqlite:///db/hookwise.db"\n')
+    assert load_config(path, env={}).store.url == f"sqlite:///{tmp_path}/db/hookwise.db"
+
+
+def test_an_absolute_sqlite_path_is_kept(tmp_path: Path) -> None:
+    path = write(tmp_path, '[store]\nurl = "sqlite:////var/lib/hookwise/events.db"\n')
+    assert load_config(path, env={}).store.url == "sqlite:////var/lib/hookwise/events.db"
+
+
+def test_hookwise_store_url_overrides_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, '[store]\nurl = "sqlite:///from-file.db"\n')
+    settings = load_config(path, env={STORE_URL_ENV: "memory://"})
+    assert settings.store.url == "memory://"
+
+
+def test_a_bad_hookwise_store_url_is_a_config_error_naming_the_variable(tmp_path: Path) -> None:
+    error = config_error(tmp_path, "", **{STORE_URL_ENV: "mysql://db"})
+    assert STORE_URL_ENV in (error.key or "")
+
+
+def test_the_store_url_may_come_from_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, '[store]\nurl = "env:DATABASE_URL"\n')
+    assert load_config(path, env={"DATABASE_URL": "memory://"}).store.url == "memory://"
+
+
+# -- secrets ---------------------------------------------------------------------------------
+
+
+def test_env_secrets_are_resolved_in_order(tmp_path: Path) -> None:
+    settings = load_config(
+        write(tmp_path, DEMO.replace('"env:DEMO_SECRET"', '"env:NEW", "env:OLD"')),
+        env={"NEW": SECRET, "OLD": OTHER_SECRET},
+    )
+    assert settings.sources["demo"].secrets == (SECRET, OTHER_SECRET)
+
+
+@pytest.mark.parametrize("env", [{}, {"DEMO_SECRET": ""}], ids=["unset", "empty"])
+def test_a_missing_env_secret_names_the_key_the_variable_and_the_fix(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    path = write(tmp_path, DEMO)
+    with pytest.raises(MissingSecretError) as caught:
+        load_config(path, env=env)
+    error = caught.value
+    assert isinstance(error, ConfigError)
+    assert (error.file, error.key) == (str(path), "sources.demo.secrets")
+    assert "DEMO_SECRET" in error.problem
+    assert error.fix == "export DEMO_SECRET=..."
+    assert error.missing == (("sources.demo.secrets", "DEMO_SECRET"),)
+    assert error.settings.sources["demo"].secrets == ()
+
+
+def test_every_missing_secret_is_reported_at_once(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        DEMO
+        + """
+        [sources.other]
+        provider = "standard"
+        secrets = ["env:OTHER_SECRET"]
+        """,
+    )
+    with pytest.raises(MissingSecretError) as caught:
+        load_config(path, env={})
+    assert [var for _, var in caught.value.missing] == ["DEMO_SECRET", "OTHER_SECRET"]
+    assert caught.value.fix == "export DEMO_SECRET=...; export OTHER_SECRET=..."
+
+
+def test_a_literal_secret_works_with_a_warning_that_does_not_repeat_it(tmp_path: Path) -> None:
+    settings = load_config(write(tmp_path, DEMO.replace('"env:DEMO_SECRET"', f'"{SECRET}"')))
+    assert settings.sources["demo"].secrets == (SECRET,)
+    (warning,) = settings.warnings
+    assert "sources.demo.secrets" in warning and "env:NAME" in warning
+    assert SECRET not in warning
+
+
+def test_provider_none_is_accepted_with_a_loud_warning(tmp_path: Path) -> None:
+    settings = load_config(write(tmp_path, '[sources.open]\nprovider = "none"\n'), env={})
+    assert settings.sources["open"].provider == "none"
+    (warning,) = settings.warnings
+    assert "NOT verified" in warning and "/hooks/open" in warning
+
+
+# -- one ConfigError per mistake ----------------------------------------------------------------
+
+BAD_CONFIGS = [
+    pytest.param("[sorces.demo]\n", "sorces", "did you mean 'sources'?", id="unknown-section"),
+    pytest.param('[store]\nurll = "memory://"\n', "store.urll", "'url'", id="unknown-store-key"),
+    pytest.param(
+        DEMO + 'secret = "x"\n', "sources.demo.secret", "did you mean 'secrets'?", id="typo-secret"
+    ),
+    pytest.param(
+        DEMO + 'tolerence = "5m"\n', "sources.demo.tolerence", "'tolerance'", id="typo-tolerance"
+    ),
+    pytest.param(
+        DEMO + '[[handlers]]\ncall = "h:f"\nevnts = ["*"]\n',
+        "handlers[0].evnts",
+        "'events'",
+        id="unknown-handler-key",
+    ),
+    pytest.param('[server]\nport = "8000"\n', "server.port", "number", id="port-string"),
+    pytest.param("[server]\nport = 70000\n", "server.port", "65535", id="port-too-big"),
+    pytest.param("[server]\nport = 0\n", "server.port", "at least 1", id="port-zero"),
+    pytest.param("[server]\nport = true\n", "server.port", "number", id="port-bool"),
+    pytest.param("[store]\nmax_pending = 0\n", "store.max_pending", "at least 1", id="zero"),
+    pytest.param(
+        '[store]\ngroup_commit = "yes"\n', "store.group_commit", "true or false", id="bool"
+    ),
+    pytest.param('[store]\ndurability = "fsync"\n', "store.durability", "full", id="durability"),
+    pytest.param('[store]\nurl = "mysql://x/y"\n', "store.url", "sqlite:///", id="store-scheme"),
+    pytest.param('[store]\nurl = "sqlite://x.db"\n', "store.url", "sqlite:///", id="two-slashes"),
+    pytest.param('store = "memory://"\n', "store", "[store]", id="section-not-table"),
+    pytest.param('[worker]\nlease = "soon"\n', "worker.lease", '"5m"', id="bad-duration"),
+    pytest.param("[worker]\nlease = 0\n", "worker.lease", '"5m"', id="zero-duration"),
+    pytest.param('[worker]\nlease = "-5s"\n', "worker.lease", '"5m"', id="negative-duration"),
+    pytest.param(DEMO + 'tolerance = "5 mins"\n', "sources.demo.tolerance", '"5m"', id="tol"),
+    pytest.param(DEMO + "tolerance = [1]\n", "sources.demo.tolerance", '"5m"', id="tol-list"),
+    pytest.param(
+        DEMO + 'ordering = "lastest"\n', "sources.demo.ordering", "'latest'", id="ordering"
+    ),
+    pytest.param(
+        DEMO + 'ordering = "random"\n', "sources.demo.ordering", "coalesce", id="ordering-other"
+    ),
+    pytest.param(
+        '[sources.Stripe]\nprovider = "none"\n', "sources.Stripe", "lowercase", id="upper-name"
+    ),
+    pytest.param(
+        '[sources."a b"]\nprovider = "none"\n', "sources.a b", "lowercase", id="space-name"
+    ),
+    pytest.param('sources.demo = "standard"\n', "sources.demo", "[sources.demo]", id="not-table"),
+    pytest.param(
+        "[sources.demo]\nsecrets = []\n", "sources.demo.provider", "provider =", id="no-provider"
+    ),
+    pytest.param(
+        '[sources.demo]\nprovider = "stripo"\nsecrets = ["x"]\n',
+        "sources.demo.provider",
+        "standard",
+        id="unknown-provider",
+    ),
+    pytest.param(
+        '[sources.demo]\nprovider = "standart"\nsecrets = ["x"]\n',
+        "sources.demo.provider",
+        "did you mean 'standard'?",
+        id="provider-typo",
+    ),
+    pytest.param(
+        '[sources.demo]\nprovider = "standard"\n', "sources.demo.secrets", "env:", id="no-secret"
+    ),
+    pytest.param(
+        '[sources.demo]\nprovider = "standard"\nsecrets = "env:S"\n',
+        "sources.demo.secrets",
+        '["env:S"]',
+        id="secrets-string",
+    ),
+    pytest.param(
+        '[sources.demo]\nprovider = "standard"\nsecrets = [42]\n',
+        "sources.demo.secrets",
+        "env:NAME",
+        id="secret-number",
+    ),
+    pytest.param(
+        '[sources.demo]\nprovider = "standard"\nsecrets = ["env:9LIVES"]\n',
+        "sources.demo.secrets",
+        "env:",
+        id="bad-env-name",
+    ),
+    pytest.param(
+        DEMO + 'dedup_key = "X-Delivery"\n', "sources.demo.dedup_key", "header:", id="dedup"
+    ),
+    pytest.param(DEMO + 'type = "kind"\n', "sources.demo.type", "const:", id="type-ref"),
+    pytest.param(
+        '[sources.acme]\nprovider = "hmac"\nsecrets = ["env:DEMO_SECRET"]\n',
+        "sources.acme.header",
+        "header =",
+        id="provider-rejects",
+    ),
+    pytest.param(
+        '[sources.demo]\nprovider = "standard"\nsecrets = ["env:BAD"]\n',
+        "sources.demo.secrets",
+        None,
+        id="provider-rejects-secret",
+    ),
+    pytest.param(
+        DEMO + 'header = "X-Sig"\n', "sources.demo.header", "hmac", id="field-unused-by-provider"
+    ),
+    pytest.param("[handlers]\nname = 'x'\n", "handlers", "[[handlers]]", id="handlers-table"),
+    pytest.param('handlers = ["h:f"]\n', "handlers[0]", "[[handlers]]", id="handler-string"),
+    pytest.param("[[handlers]]\nname = 'x'\n", "handlers[0].call", "module:function", id="no-call"),
+    pytest.param(
+        '[[handlers]]\ncall = "handlers.on_event"\n',
+        "handlers[0].call",
+        '"myapp.hooks:on_event"',
+        id="call-shape",
+    ),
+    pytest.param(
+        '[[handlers]]\ncall = "h:f"\nname = "a b"\n', "handlers[0].name", "letters", id="name"
+    ),
+    pytest.param(
+        '[[handlers]]\nname = "a"\ncall = "h:f"\n[[handlers]]\nname = "a"\ncall = "h:g"\n',
+        "handlers.a.name",
+        "own name",
+        id="duplicate-handler",
+    ),
+    pytest.param(
+        DEMO + '[[handlers]]\ncall = "h:f"\nsource = "dmeo"\n',
+        "handlers.f.source",
+        "did you mean 'demo'?",
+        id="handler-source-typo",
+    ),
+    pytest.param(
+        '[[handlers]]\ncall = "h:f"\nsource = "stripe"\n',
+        "handlers.f.source",
+        "[sources.NAME]",
+        id="handler-source-none",
+    ),
+    pytest.param(
+        '[[handlers]]\ncall = "h:f"\nevents = "invoice.*"\n',
+        "handlers.f.events",
+        '["invoice.*"]',
+        id="events-string",
+    ),
+    pytest.param(
+        '[[handlers]]\ncall = "h:f"\nevents = [1]\n', "handlers.f.events", "events =", id="ev-int"
+    ),
+    pytest.param(
+        '[[handlers]]\ncall = "h:f"\nevents = []\n', "handlers.f.events", '["*"]', id="e0"
+    ),
+    pytest.param(
+        '[[handlers]]\ncall = "h:f"\nmax_attempts = 0\n',
+        "handlers.f.max_attempts",
+        "at least 1",
+        id="attempts",
+    ),
+    pytest.param(
+        '[[handlers]]\ncall = "h:f"\nmax_age = "forever"\n',
+        "handlers.f.max_age",
+        '"3d"',
+        id="max-age",
+    ),
+    pytest.param(
+        '[[handlers]]\ncall = "h:f"\nbase_delay = "1m"\nmax_delay = "1s"\n',
+        "handlers.f.max_delay",
+        "base_delay",
+        id="delays",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "key", "fix"), BAD_CONFIGS)
+def test_each_mistake_is_one_config_error_naming_file_key_and_fix(
+    tmp_path: Path, text: str, key: str, fix: str | None
+) -> None:
+    error = config_error(tmp_path, text, BAD="whsec_not base64!")
+    assert error.key == key
+    if fix is not None:
+        assert fix in (error.fix or "")
+    rendered = str(error)
+    assert str(tmp_path / "hookwise.toml") in rendered and f"[{key}]" in rendered
+    assert "fix:" in rendered
+
+
+def test_toml_syntax_errors_give_line_and_column(tmp_path: Path) -> None:
+    error = config_error(tmp_path, "[server]\nport = 80\nhost = \n")
+    assert "not valid TOML" in error.problem
+    assert "line 3, column 8" in (error.fix or "")
+
+
+def test_a_missing_file_says_to_run_init(tmp_path: Path) -> None:
+    path = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    assert caught.value.file == str(path)
+    assert caught.value.fix == "run `hookwise init`, or pass -c FILE"
+    assert "not found" in caught.value.problem
+
+
+def test_a_directory_is_not_a_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, env={})
+    assert caught.value.file == str(tmp_path)
+
+
+def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "hookwise.toml"
+    path.write_bytes(b'[server]\nhost = "\xff"\n')
+    with pytest.raises(ConfigError, match="UTF-8"):
+        load_config(path, env={})
+
+
+def test_a_secret_value_never_appears_in_an_error(tmp_path: Path) -> None:
+    literal = "super-secret-value"
+    error = config_error(
+        tmp_path, f'[sources.demo]\nprovider = "standard"\nsecrets = "{literal}"\n'
+    )
+    assert literal not in str(error)
