@@ -212,9 +212,9 @@ def main() -> None:
             else:
                 cmd = [
                     *HOOKWISE,
+                    "serve",
                     "-c",
                     str(config),
-                    "serve",
                     "--no-worker",
                     "--port",
                     str(ports[name]),
@@ -228,7 +228,7 @@ def main() -> None:
         for round_no in range(args.rounds + 1):  # round 0 warms up and is discarded
             for name in variants:
                 file = work / f"requests-{name}-{round_no}.tsv"
-                make_requests(file, per_run if round_no else per_run // 5)
+                make_requests(file, per_run if round_no else args.expect_rps * 3)
                 url = f"http://127.0.0.1:{ports[name]}/hooks/bench"
                 duration = args.duration if round_no else 2
                 out = run_wrk(url, file, duration, args.connections, args.threads)

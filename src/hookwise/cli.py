@@ -37,7 +37,8 @@ from .errors import ConfigError, HookwiseError, NotFound
 
 if TYPE_CHECKING:
     from .app import Hookwise
-    from .store import AttemptRecord, DeliveryRecord, EventRecord, Store
+    from .providers import Source
+    from .store import AttemptRecord, DeliveryRecord, EventFilter, EventRecord, Store
 
 __all__ = ["app", "main"]
 
@@ -713,7 +714,7 @@ def replay(
         )
 
 
-async def _all_events(store: Store, flt: Any) -> list[EventRecord]:
+async def _all_events(store: Store, flt: EventFilter) -> list[EventRecord]:
     found: list[EventRecord] = []
     while True:
         page = await store.list_events(flt)
@@ -1097,7 +1098,9 @@ def _pairs(items: Sequence[str], flag: str) -> dict[str, str]:
     return found
 
 
-def _signer(provider: str, config: Path | None, secret: str | None, options: dict[str, str]) -> Any:
+def _signer(
+    provider: str, config: Path | None, secret: str | None, options: dict[str, str]
+) -> Source:
     from .providers import build_source
 
     if config is not None:
@@ -1132,10 +1135,8 @@ def _signer(provider: str, config: Path | None, secret: str | None, options: dic
         return build_source(settings_)
     except ConfigError as exc:
         setting = (exc.key or "").removeprefix("sources.send.")
-        hint = "--secret" if setting == "secrets" else f"--option {setting}=..."
-        raise ConfigError(
-            exc.problem, fix=f"{exc.fix} (give it as {hint})" if exc.fix else hint
-        ) from None
+        hint = "pass --secret S" if setting == "secrets" else f"pass --option {setting}=VALUE"
+        raise ConfigError(exc.problem, fix=hint) from None
 
 
 def _read_body(body: str) -> bytes:

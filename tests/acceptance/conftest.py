@@ -152,7 +152,7 @@ def _clean_environment() -> dict[str, str]:
     env = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith("HOOKWISE_") and name not in ("PYTHONPATH", "COLUMNS", "CI")
+        if not name.startswith("HOOKWISE_") and name not in ("PYTHONPATH", "COLUMNS")
     }
     env.update(PYTHONPATH=str(SRC), NO_COLOR="1", COLUMNS="200", PYTHONUNBUFFERED="1")
     return env

@@ -1,0 +1,241 @@
+"""The ``hookwise`` command without a server: init, config errors, migrate, doctor, listings."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from .conftest import SRC, Shell, secret_from_init
+
+
+def assert_no_traceback(result: object) -> None:
+    assert "Traceback" not in str(result), result
+
+
+def test_init_writes_a_working_config_and_handlers(hookwise: Shell, project: Path) -> None:
+    result = hookwise("init")
+    assert result.code == 0, result
+    config = tomllib.loads((project / "hookwise.toml").read_text())
+    assert config["sources"]["demo"]["secrets"] == ["env:HOOKWISE_DEMO_SECRET"]
+    assert config["handlers"][0]["call"] == "handlers:on_event"
+    handlers = (project / "handlers.py").read_text()
+    assert "def on_event(" in handlers and "async def on_event_async(" in handlers
+    assert "Retry(" in handlers and "Reject(" in handlers
+    compile(handlers, "handlers.py", "exec")
+
+    secret = secret_from_init(result)
+    assert secret.startswith("whsec_") and len(base64.b64decode(secret[6:])) == 32
+    assert "hookwise serve" in result.stdout
+    assert "hookwise send standard http://127.0.0.1:8000/hooks/demo" in result.stdout
+
+
+def test_init_generates_a_new_secret_each_time(hookwise: Shell, project: Path) -> None:
+    first = secret_from_init(hookwise("init"))
+    second = secret_from_init(hookwise("init", "--force"))
+    assert first != second
+
+
+def test_init_refuses_to_overwrite_without_force(hookwise: Shell, project: Path) -> None:
+    assert hookwise("init").code == 0
+    (project / "handlers.py").write_text("# mine\n")
+    result = hookwise("init")
+    assert result.code != 0
+    assert "--force" in result.stderr
+    assert result.stdout == ""
+    assert (project / "handlers.py").read_text() == "# mine\n"
+    assert_no_traceback(result)
+
+    assert hookwise("init", "--force").code == 0
+    assert "def on_event(" in (project / "handlers.py").read_text()
+
+
+def test_init_into_another_directory(hookwise: Shell, project: Path) -> None:
+    result = hookwise("init", "--dir", "svc")
+    assert result.code == 0, result
+    assert (project / "svc" / "hookwise.toml").exists()
+    assert (project / "svc" / "handlers.py").exists()
+    assert "cd svc" in result.stdout
+
+
+def test_a_bad_config_is_one_clear_error_with_exit_code_2(
+    initialized: Shell, project: Path
+) -> None:
+    config = project / "hookwise.toml"
+    config.write_text(config.read_text().replace("secrets = [", "secret = ["))
+    for command in (["events", "list"], ["migrate"], ["serve"], ["worker"], ["replay", "1"]):
+        result = initialized(*command)
+        assert result.code == 2, result
+        assert "hookwise.toml" in result.stderr
+        assert "sources.demo.secret" in result.stderr
+        assert "did you mean 'secrets'?" in result.stderr
+        assert len(result.stderr.strip().splitlines()) <= 4, result
+        assert_no_traceback(result)
+
+
+def test_a_toml_syntax_error_points_at_the_line(hookwise: Shell, project: Path) -> None:
+    (project / "hookwise.toml").write_text('[server]\nport = 8000\nhost = "127.0.0.1\n')
+    result = hookwise("events", "list")
+    assert result.code == 2, result
+    assert "line 3" in result.stderr
+    assert_no_traceback(result)
+
+
+def test_no_config_file_says_to_run_init(hookwise: Shell) -> None:
+    result = hookwise("migrate")
+    assert result.code == 2, result
+    assert "hookwise init" in result.stderr
+    assert_no_traceback(result)
+
+
+def test_an_explicit_config_path_is_used_from_anywhere(initialized: Shell, project: Path) -> None:
+    elsewhere = project / "elsewhere"
+    elsewhere.mkdir()
+    shell = Shell(elsewhere, initialized.env)
+    result = shell("migrate", "-c", str(project / "hookwise.toml"))
+    assert result.code == 0, result
+    assert (project / "hookwise.db").exists(), "the SQLite path is relative to the config"
+    assert not (elsewhere / "hookwise.db").exists()
+
+
+def test_migrate_creates_the_schema_once(initialized: Shell, project: Path) -> None:
+    first = initialized("migrate")
+    assert first.code == 0, first
+    assert "applied" in first.stdout and "0001" in first.stdout
+    assert (project / "hookwise.db").exists()
+    second = initialized("migrate")
+    assert second.code == 0, second
+    assert "up to date" in second.stdout
+
+
+def test_doctor_passes_on_a_fresh_project(initialized: Shell) -> None:
+    assert initialized("migrate").code == 0
+    result = initialized("doctor")
+    assert result.code == 0, result
+    for check in ("config", "secrets", "handlers", "store", "clock"):
+        assert any(
+            line.startswith("ok") and check in line for line in result.stdout.splitlines()
+        ), check
+    report = initialized("doctor", "--json").json()
+    assert report["ok"] is True
+    assert {c["name"] for c in report["checks"]} >= {
+        "config",
+        "secrets",
+        "handlers",
+        "store",
+        "clock",
+    }
+
+
+def test_doctor_fails_on_a_missing_secret_and_says_what_to_export(initialized: Shell) -> None:
+    assert initialized("migrate").code == 0
+    result = initialized("doctor", env={"HOOKWISE_DEMO_SECRET": ""})
+    assert result.code == 1, result
+    assert "HOOKWISE_DEMO_SECRET" in result.stdout
+    assert "export HOOKWISE_DEMO_SECRET=" in result.stdout
+    assert_no_traceback(result)
+    report = initialized("doctor", "--json", env={"HOOKWISE_DEMO_SECRET": ""}).json()
+    secrets = next(c for c in report["checks"] if c["name"] == "secrets")
+    assert report["ok"] is False and secrets["ok"] is False
+    assert "HOOKWISE_DEMO_SECRET" in secrets["fix"]
+
+
+def test_doctor_reports_a_bad_config_as_a_failed_check(initialized: Shell, project: Path) -> None:
+    config = project / "hookwise.toml"
+    config.write_text(config.read_text().replace('"standard"', '"standart"'))
+    result = initialized("doctor")
+    assert result.code == 1, result
+    assert "FAIL config" in result.stdout and "did you mean 'standard'?" in result.stdout
+    assert_no_traceback(result)
+
+
+def test_doctor_fails_on_an_unimportable_handler(initialized: Shell, project: Path) -> None:
+    assert initialized("migrate").code == 0
+    (project / "handlers.py").unlink()
+    report = initialized("doctor", "--json").json()
+    handlers = next(c for c in report["checks"] if c["name"] == "handlers")
+    assert handlers["ok"] is False and "handlers" in handlers["detail"]
+
+
+def test_doctor_fails_on_an_unmigrated_store(initialized: Shell) -> None:
+    result = initialized("doctor")
+    assert result.code == 1, result
+    assert "hookwise migrate" in result.stdout
+
+
+def test_listings_of_an_empty_store_are_empty_json(initialized: Shell) -> None:
+    assert initialized("migrate").code == 0
+    for command in (["events", "list"], ["dlq", "list"]):
+        result = initialized(*command, "--json")
+        assert result.code == 0, result
+        assert result.json() == []
+
+
+def test_json_output_stays_clean_when_the_config_warns(hookwise: Shell, project: Path) -> None:
+    (project / "hookwise.toml").write_text('[sources.open]\nprovider = "none"\n')
+    result = hookwise("events", "list", "--json")
+    assert result.code == 0, result
+    assert result.json() == []
+    human = hookwise("events", "list")
+    assert "NOT verified" in human.stderr, "warnings are loud outside --json"
+
+
+def test_showing_an_unknown_event_is_a_short_error(initialized: Shell) -> None:
+    result = initialized("events", "show", "99")
+    assert result.code == 1, result
+    assert "no event #99" in result.stderr
+    assert_no_traceback(result)
+
+
+def test_events_list_rejects_a_bad_since(initialized: Shell) -> None:
+    result = initialized("events", "list", "--since", "last tuesday")
+    assert result.code == 2, result
+    assert "--since" in result.output
+    assert_no_traceback(result)
+
+
+def test_replay_needs_event_numbers_or_a_filter(initialized: Shell) -> None:
+    result = initialized("replay")
+    assert result.code == 2, result
+    assert "--source" in result.output
+    assert_no_traceback(result)
+
+
+def test_send_without_a_secret_says_where_to_put_one(hookwise: Shell) -> None:
+    result = hookwise("send", "standard", "http://127.0.0.1:9/hooks/demo")
+    assert result.code == 2, result
+    assert "--secret" in result.stderr and "HOOKWISE_SEND_SECRET" in result.stderr
+    assert_no_traceback(result)
+
+
+def test_send_to_a_closed_port_fails_cleanly(hookwise: Shell, free_port: int) -> None:
+    url = f"http://127.0.0.1:{free_port}/hooks/demo"
+    result = hookwise("send", "standard", url, "--secret", "whsec_" + "A" * 43 + "=")
+    assert result.code == 1, result
+    assert url in result.stderr
+    assert_no_traceback(result)
+
+
+def test_version(hookwise: Shell) -> None:
+    result = hookwise("version")
+    assert result.code == 0, result
+    assert result.stdout.startswith("hookwise ")
+
+
+def test_help_does_not_import_the_server_or_the_http_client() -> None:
+    probe = (
+        "import sys, hookwise.cli; "
+        "heavy = [m for m in ('uvicorn', 'httpx', 'sqlite3') if m in sys.modules]; "
+        "print(heavy)"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={"PYTHONPATH": str(SRC)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert completed.stdout.strip() == "[]", completed.stderr
