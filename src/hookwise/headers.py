@@ -50,19 +50,32 @@ def redact_headers(
     ``secret_values`` are a source's secrets: a header whose value contains one is
     redacted whatever its name. ``secret_headers`` are extra names to always redact.
     """
-    extra_names = {name.lower() for name in secret_headers}
+    extra_names = {name.lower() for name in secret_headers} if secret_headers else ()
     secrets = [value for value in secret_values if value]
+    shortest = min(map(len, secrets), default=0)
     redacted: list[tuple[str, str]] = []
     for name, value in raw:
         name = name.lower()
-        if (
-            is_sensitive_name(name)
-            or name in extra_names
-            or any(secret in value for secret in secrets)
-        ):
+        sensitive = _name_verdicts.get(name)
+        if sensitive is None:
+            sensitive = is_sensitive_name(name)
+            if len(_name_verdicts) < _MAX_REMEMBERED_NAMES:
+                _name_verdicts[name] = sensitive
+        if sensitive or name in extra_names:
             value = REDACTED
+        elif secrets and len(value) >= shortest:
+            for secret in secrets:
+                if secret in value:
+                    value = REDACTED
+                    break
         redacted.append((name, value))
     return tuple(redacted)
+
+
+# Header names repeat from request to request; their verdict is remembered (bounded,
+# since names are chosen by the sender).
+_MAX_REMEMBERED_NAMES = 2048
+_name_verdicts: dict[str, bool] = {}
 
 
 def decode_asgi_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -75,8 +88,12 @@ def decode_asgi_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     original bytes can be recovered exactly. A repeated header is joined with
     ``", "`` as HTTP allows, except ``cookie``, whose pieces are joined with ``"; "``.
     """
-    headers: dict[str, str] = {}
-    for raw_name, raw_value in raw:
+    pairs = raw if isinstance(raw, list | tuple) else list(raw)
+    headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in pairs}
+    if len(headers) == len(pairs):
+        return headers  # no repeated header: the common case
+    headers = {}
+    for raw_name, raw_value in pairs:
         name = raw_name.decode("latin-1").lower()
         value = raw_value.decode("latin-1")
         previous = headers.get(name)

@@ -25,6 +25,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import TYPE_CHECKING, Any
 
 from .clock import Clock, system_clock
@@ -238,7 +239,10 @@ class Receiver:
             if self.on_append is not None:
                 self.on_append()
         await _respond(
-            send, 200, _body({"status": status, "id": event.dedup_key, "seq": result.seq})
+            send,
+            200,
+            b'{"status":"%s","id":%s,"seq":%d}'
+            % (status.encode(), _json_string(event.dedup_key).encode(), result.seq),
         )
 
 

@@ -78,7 +78,10 @@ def as_bytes(text: str) -> bytes:
 
 def constant_time_equal(expected: str, given: str) -> bool:
     """Compare two strings without leaking, through timing, where they first differ."""
-    return hmac.compare_digest(as_bytes(expected), as_bytes(given))
+    try:
+        return hmac.compare_digest(expected, given)  # ASCII strings: compared as they are
+    except TypeError:  # non-ASCII text: compare its bytes instead
+        return hmac.compare_digest(as_bytes(expected), as_bytes(given))
 
 
 def _seconds(value: float) -> str:

@@ -92,6 +92,25 @@ class _Waiter:
             pass
 
 
+def _resolve_all(outcomes: Sequence[tuple[_Waiter, object]]) -> None:
+    """Answer many waiters with one wake-up per event loop, not one per waiter: under
+    load a batch holds hundreds of requests, and each wake-up is a system call."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], object]]] = {}
+    for waiter, value in outcomes:
+        by_loop.setdefault(waiter.loop, []).append((waiter.future, value))
+    for loop, pairs in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_set_results, pairs)
+        except RuntimeError:
+            pass  # that loop is gone; nobody is left to tell
+
+
+def _set_results(pairs: Sequence[tuple[asyncio.Future[Any], object]]) -> None:
+    for future, value in pairs:
+        if not future.done():
+            future.set_result(value)
+
+
 def _set_result(future: asyncio.Future[Any], value: object) -> None:
     if not future.done():
         future.set_result(value)
@@ -423,7 +442,7 @@ class SQLiteStore:
             return
         try:
             with self._errors("write events"), _transaction(conn):
-                results = [_insert_event(conn, job.event, job.handlers) for job in jobs]
+                results = _insert_batch(conn, jobs)
         except Exception as exc:
             self._note_failure(exc)
             self._done_appending(len(jobs))
@@ -434,8 +453,7 @@ class SQLiteStore:
         self._appended += len(jobs)
         self._largest_batch = max(self._largest_batch, len(jobs))
         self._done_appending(len(jobs))
-        for job, result in zip(jobs, results, strict=True):
-            job.waiter.resolve(result)
+        _resolve_all([(job.waiter, result) for job, result in zip(jobs, results, strict=True)])
 
     def _run_write(self, conn: sqlite3.Connection, job: _WriteJob) -> None:
         try:
@@ -725,32 +743,108 @@ def _applied(conn: sqlite3.Connection) -> list[str]:
     return [row["version"] for row in conn.execute(_Q["applied_migrations"])]
 
 
-def _insert_event(
-    conn: sqlite3.Connection, event: NewEvent, handlers: tuple[str, ...]
-) -> AppendResult:
-    key = {"source": event.source, "dedup_key": event.dedup_key}
-    row = conn.execute(
-        _Q["insert_event"],
-        {
-            **key,
-            "type": event.type,
-            "ordering_key": event.ordering_key,
-            "occurred_at": event.occurred_at,
-            "received_at": event.received_at,
-            "intake": event.intake,
-            "headers": json.dumps([[name, value] for name, value in event.headers]),
-            "body": bytes(event.body),
-        },
-    ).fetchone()
-    if row is None:
-        existing = conn.execute(_Q["event_seq_by_key"], key).fetchone()
-        return AppendResult(seq=existing["seq"], duplicate=True)
-    seq: int = row["seq"]
-    for handler in handlers:
-        conn.execute(
-            _Q["insert_delivery"], {"event_seq": seq, "handler": handler, "due": event.received_at}
-        ).fetchall()
-    return AppendResult(seq=seq, duplicate=False)
+def _insert_batch(conn: sqlite3.Connection, jobs: Sequence[_AppendJob]) -> list[AppendResult]:
+    """Insert-or-skip a whole batch with a fixed number of statements.
+
+    The writer holds the write lock (BEGIN IMMEDIATE), so numbering the new events
+    from the current maximum is safe even with other processes on the same file.
+    A duplicate inside the batch, or of an event already stored, gets the stored seq.
+    """
+    top: int = conn.execute(_Q["newest_event_seq"]).fetchone()[0]
+    newest_before = top
+    first_seen: dict[tuple[str, str], int] = {}
+    rows: list[tuple[object, ...]] = []
+    planned: list[int | None] = []  # per job: its seq if it is new in this batch
+    for job in jobs:
+        event = job.event
+        key = (event.source, event.dedup_key)
+        if key in first_seen:
+            planned.append(None)
+            continue
+        top += 1
+        first_seen[key] = top
+        planned.append(top)
+        rows.append(
+            (
+                top,
+                event.source,
+                event.dedup_key,
+                event.type,
+                event.ordering_key,
+                event.occurred_at,
+                event.received_at,
+                event.intake,
+                json.dumps(event.headers),
+                event.body,
+            )
+        )
+    before = conn.total_changes
+    _insert_rows(conn, "insert_event_rows", rows)
+    if conn.total_changes - before == len(rows):
+        inserted: set[int] | None = None  # all of them: the common case, no extra query
+    else:
+        inserted = {
+            row[0] for row in conn.execute(_Q["event_seqs_after"], {"after": newest_before})
+        }
+    deliveries: list[tuple[object, ...]] = []
+    results: list[AppendResult] = []
+    for job, seq in zip(jobs, planned, strict=True):
+        event = job.event
+        if seq is not None and (inserted is None or seq in inserted):
+            results.append(AppendResult(seq=seq, duplicate=False))
+            due = event.received_at
+            deliveries.extend((seq, handler, due) for handler in job.handlers)
+            continue
+        key = (event.source, event.dedup_key)
+        stored = first_seen[key]
+        if inserted is not None and stored not in inserted:
+            existing = conn.execute(
+                _Q["event_seq_by_key"], {"source": key[0], "dedup_key": key[1]}
+            ).fetchone()
+            stored = existing["seq"]
+            first_seen[key] = stored
+            if inserted is not None:
+                inserted.discard(stored)
+        results.append(AppendResult(seq=stored, duplicate=True))
+    if deliveries:
+        _insert_rows(conn, "insert_pending_delivery_rows", deliveries)
+    return results
+
+
+_ROW_SQL: dict[tuple[str, int], str] = {}
+
+ROW_WIDTHS = {"insert_event_rows": 10, "insert_pending_delivery_rows": 3}
+"""Values per row of each ``{rows}`` query."""
+
+
+def expand_rows(query: str, count: int) -> str:
+    """The SQL of a ``{rows}`` query for ``count`` rows (cached)."""
+    key = (query, count)
+    sql = _ROW_SQL.get(key)
+    if sql is None:
+        group = "(" + ", ".join("?" * ROW_WIDTHS[query]) + ")"
+        sql = _Q[query].replace("{rows}", ", ".join([group] * count))
+        _ROW_SQL[key] = sql
+    return sql
+
+
+def _insert_rows(conn: sqlite3.Connection, query: str, rows: Sequence[tuple[object, ...]]) -> None:
+    """Run a ``{rows}`` query over many rows in a few multi-row statements.
+
+    Each statement is one trip into SQLite, and each trip gives up and takes back
+    the GIL; row-by-row inserts made the writer thread queue for the GIL once per
+    row behind the request-handling thread. Chunks are powers of two, so a handful
+    of statement shapes serve every batch size from SQLite's statement cache.
+    """
+    start = 0
+    while start < len(rows):
+        size = min(1 << ((len(rows) - start).bit_length() - 1), _MAX_ROWS_PER_STATEMENT)
+        chunk = rows[start : start + size]
+        conn.execute(expand_rows(query, size), [value for row in chunk for value in row])
+        start += size
+
+
+_MAX_ROWS_PER_STATEMENT = 256
 
 
 def _headers(text: str) -> tuple[tuple[str, str], ...]:

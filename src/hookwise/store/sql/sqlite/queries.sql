@@ -189,3 +189,27 @@ LIMIT :limit;
 
 -- name: count_by_status
 SELECT status, count(*) AS n FROM deliveries GROUP BY status;
+
+-- name: newest_event_seq
+-- The append batch numbers its events from here, under the write lock it holds.
+SELECT COALESCE(MAX(seq), 0) FROM events;
+
+-- name: insert_event_rows
+-- Batched insert-or-skip with the seq assigned by the writer. {rows} becomes one
+-- "(?, ?, ...)" group per event: one statement, so one trip into SQLite per batch.
+INSERT INTO events (
+    seq, source, dedup_key, type, ordering_key, occurred_at, received_at, intake, headers, body
+) VALUES {rows}
+ON CONFLICT (source, dedup_key) DO NOTHING;
+
+-- name: event_seqs_after
+SELECT seq FROM events WHERE seq > :after;
+
+-- name: insert_pending_delivery_rows
+-- {rows} becomes one "(?, ?, ?)" group per (event_seq, handler, due) delivery.
+INSERT INTO deliveries (
+    event_seq, handler, status, attempts, next_attempt_at, fence, created_at, updated_at
+)
+SELECT column1, column2, 'pending', 0, column3, 0, column3, column3 FROM (VALUES {rows})
+WHERE true
+ON CONFLICT (event_seq, handler) DO NOTHING;

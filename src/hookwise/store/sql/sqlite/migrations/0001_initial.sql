@@ -3,7 +3,7 @@
 
 -- One row per event ever received; seq is the arrival order.
 CREATE TABLE events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,  -- assigned max+1 under the write lock: arrival order
     source TEXT NOT NULL,
     dedup_key TEXT NOT NULL,
     type TEXT NOT NULL,
@@ -16,11 +16,10 @@ CREATE TABLE events (
     UNIQUE (source, dedup_key)
 );
 
-CREATE INDEX events_received_at ON events (received_at);
 
 -- One row per (event, handler); handlers succeed and fail independently.
 CREATE TABLE deliveries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     event_seq INTEGER NOT NULL REFERENCES events (seq) ON DELETE CASCADE,
     handler TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending'
@@ -41,7 +40,9 @@ CREATE INDEX deliveries_due ON deliveries (next_attempt_at, id)
     WHERE status IN ('pending', 'retrying');
 CREATE INDEX deliveries_lease_expiry ON deliveries (lease_expires_at)
     WHERE status = 'leased';
-CREATE INDEX deliveries_status ON deliveries (status, updated_at);
+-- Only dead letters are listed by status often enough to index; a partial index costs
+-- nothing on the hot insert path, where every new delivery is 'pending'.
+CREATE INDEX deliveries_dead ON deliveries (updated_at) WHERE status = 'dead';
 
 -- History: one row per finished try of a delivery.
 CREATE TABLE attempts (
