@@ -112,6 +112,13 @@ class Hookwise:
                 key=f"sources.{settings.name}",
                 fix="give each source a unique name",
             )
+        if settings.ordering != "none":
+            raise ConfigError(
+                f"ordering = {settings.ordering!r} is not available in this version of hookwise "
+                "(deliveries run in parallel, unordered)",
+                key=f"sources.{settings.name}.ordering",
+                fix='leave ordering at "none"; make handlers tolerate out-of-order events',
+            )
         self.sources[settings.name] = build_source(settings)
 
     def handler(

@@ -453,6 +453,14 @@ class _Parser:
             signed_content=self.optional_string(raw.get("signed_content"), f"{key}.signed_content"),
             options={**self.table(raw.get("options", {}), f"{key}.options"), **extras},
         )
+        if settings.ordering != "none":
+            raise self.error(
+                f"ordering = {settings.ordering!r} is not available in this version of hookwise "
+                "(deliveries run in parallel, unordered)",
+                f"{key}.ordering",
+                fix='remove the key, or set ordering = "none"; make handlers tolerate '
+                "out-of-order events meanwhile",
+            )
         if provider == "none":
             self.warn(
                 key,

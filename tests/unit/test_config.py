@@ -99,7 +99,7 @@ def test_a_full_config_is_read_into_settings(tmp_path: Path) -> None:
             provider = "standard"
             secrets = ["env:DEMO_SECRET", "env:OLD_SECRET"]
             tolerance = "10m"
-            ordering = "latest"
+            ordering = "none"
             ordering_key = "body:data.id"
 
             [sources.acme]
@@ -142,7 +142,7 @@ def test_a_full_config_is_read_into_settings(tmp_path: Path) -> None:
     )
     demo = settings.sources["demo"]
     assert demo.secrets == (SECRET, OTHER_SECRET)
-    assert (demo.tolerance, demo.ordering, demo.ordering_key) == (600.0, "latest", "body:data.id")
+    assert (demo.tolerance, demo.ordering, demo.ordering_key) == (600.0, "none", "body:data.id")
     acme = settings.sources["acme"]
     assert (acme.header, acme.algorithm, acme.encoding, acme.prefix) == (
         "X-Acme-Signature",
@@ -301,6 +301,9 @@ BAD_CONFIGS = [
     ),
     pytest.param(
         DEMO + 'ordering = "random"\n', "sources.demo.ordering", "coalesce", id="ordering-other"
+    ),
+    pytest.param(
+        DEMO + 'ordering = "latest"\n', "sources.demo.ordering", "remove the key", id="not-yet"
     ),
     pytest.param(
         '[sources.Stripe]\nprovider = "none"\n', "sources.Stripe", "lowercase", id="upper-name"
