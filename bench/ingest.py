@@ -185,7 +185,7 @@ def main() -> None:
     parser.add_argument(
         "--expect-rps",
         type=int,
-        default=25_000,
+        default=40_000,
         help="upper bound used to size the pre-signed request files",
     )
     args = parser.parse_args()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from typing import Any
 
 import uvicorn
@@ -33,6 +34,11 @@ def main() -> None:
     args = parser.parse_args()
     import uvloop
 
+    from hookwise.runtime import SWITCH_INTERVAL
+
+    # As `hookwise serve` runs (with one thread it changes nothing, but the
+    # comparison stays like for like).
+    sys.setswitchinterval(SWITCH_INTERVAL)
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -41,6 +47,7 @@ def main() -> None:
         access_log=False,
         log_level="warning",
         log_config=None,
+        timeout_graceful_shutdown=10,
     )
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(uvicorn.Server(config).serve())

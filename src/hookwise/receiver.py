@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from .clock import Clock, system_clock
 from .errors import PayloadTooLarge, StoreError, StoreUnavailable, VerificationError
 from .events import NewEvent
-from .headers import decode_asgi_headers, redact_headers
+from .headers import Redactor, decode_asgi_headers
 
 if TYPE_CHECKING:
     from .handlers import HandlerRegistry
@@ -97,6 +97,7 @@ class Receiver:
         self._owns_store = owns_store
         self._open_lock: asyncio.Lock | None = None
         self._store_open = not owns_store
+        self._redactors: dict[Source, Redactor] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -201,23 +202,25 @@ class Receiver:
             await _respond(send, 401, _REJECTED)
             return
         described = source.describe(body, headers, now)
+        redact = self._redactors.get(source)
+        if redact is None:
+            redact = self._redactors[source] = Redactor(
+                secret_values=source.secret_values, secret_headers=source.secret_headers
+            )
         event = NewEvent(
-            source=source.name,
-            dedup_key=described.dedup_key,
-            type=described.type,
-            body=body,
-            headers=redact_headers(
-                headers.items(),
-                secret_values=source.secret_values,
-                secret_headers=source.secret_headers,
-            ),
-            ordering_key=described.ordering_key,
-            occurred_at=described.occurred_at,
-            received_at=now,
-            intake="push",
+            source.name,
+            described.dedup_key,
+            described.type,
+            body,
+            redact(headers),
+            described.ordering_key,
+            described.occurred_at,
+            now,
+            "push",
         )
         try:
-            await self._ensure_open()
+            if not self._store_open:
+                await self._ensure_open()
             result = await self.store.append(event, self.handlers.route(source.name, event.type))
         except StoreError as exc:
             self.unavailable += 1
@@ -232,18 +235,18 @@ class Receiver:
             return
         if result.duplicate:
             self.duplicates += 1
-            status = "duplicate"
+            status = b"duplicate"
         else:
             self.accepted += 1
-            status = "accepted"
+            status = b"accepted"
             if self.on_append is not None:
                 self.on_append()
-        await _respond(
-            send,
-            200,
-            b'{"status":"%s","id":%s,"seq":%d}'
-            % (status.encode(), _json_string(event.dedup_key).encode(), result.seq),
+        answer = b'{"status":"%s","id":%s,"seq":%d}' % (
+            status,
+            _json_string(event.dedup_key).encode(),
+            result.seq,
         )
+        await _respond(send, 200, answer)
 
 
 async def _read_body(receive: Receive, headers: Mapping[str, str], limit: int) -> bytes | None:

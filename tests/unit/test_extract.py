@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 
 from hookwise.errors import ConfigError
+from hookwise.providers._base import Extraction
 from hookwise.providers._extract import (
     NOT_JSON,
     Spec,
     extract,
     parse_body,
+    parse_body_fast,
     parse_spec,
     to_timestamp,
 )
@@ -128,3 +130,24 @@ class TestToTimestamp:
     )
     def test_values(self, value: str, expected: float | None) -> None:
         assert to_timestamp(value) == expected
+
+
+class TestParseBodyFast:
+    @pytest.mark.parametrize(
+        "body",
+        [b'{"a": [1, 2.5, "x", null, true]}', b"NaN", b'"\\ud800"', b"\xef\xbb\xbf{}", b"{", b""],
+    )
+    def test_reads_what_parse_body_reads(self, body: bytes) -> None:
+        document, _ = parse_body_fast(body)
+        expected = parse_body(body)
+        assert document == expected or (document != document and expected != expected)  # NaN
+
+    def test_integers_past_64_bits_stay_exact_in_a_description(self) -> None:
+        big = 123456789012345678901234567890
+        rules = Extraction(
+            dedup=parse_spec("body:id", key=KEY), type=parse_spec("body:type", key=KEY)
+        )
+        body = b'{"id": %d, "type": -9223372036854775809}' % big
+        described = rules.describe(body, {})
+        assert described.dedup_key == str(big)
+        assert described.type == "-9223372036854775809"

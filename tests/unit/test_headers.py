@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from hookwise.headers import REDACTED, decode_asgi_headers, is_sensitive_name, redact_headers
+from hookwise.headers import (
+    REDACTED,
+    Redactor,
+    decode_asgi_headers,
+    is_sensitive_name,
+    redact_headers,
+)
 
 
 class TestRedact:
@@ -78,3 +86,43 @@ class TestDecodeAsgi:
 
     def test_empty(self) -> None:
         assert decode_asgi_headers([]) == {}
+
+
+names = st.sampled_from(
+    ["content-type", "x-id", "authorization", "x-api-key", "x-verify", "cookie", "x-echo"]
+) | st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12)
+values = st.sampled_from(["s3cret", "xx-s3cret-yy", "s3cre", "whsec_abc", "abc", ""]) | st.text(
+    max_size=30
+)
+
+
+class TestRedactor:
+    @given(
+        headers=st.dictionaries(names, values, max_size=8),
+        secret_values=st.lists(st.sampled_from(["s3cret", "abc", "", "whsec_abc"]), max_size=3),
+        secret_headers=st.lists(st.sampled_from(["X-Verify", "x-id"]), max_size=2),
+    )
+    def test_redacts_exactly_as_redact_headers(
+        self, headers: dict[str, str], secret_values: list[str], secret_headers: list[str]
+    ) -> None:
+        redact = Redactor(secret_values=secret_values, secret_headers=secret_headers)
+        expected = redact_headers(
+            headers.items(), secret_values=secret_values, secret_headers=secret_headers
+        )
+        assert redact(headers) == expected
+        assert redact(headers) == expected  # again, with the names' verdicts remembered
+
+    def test_secret_headers_of_one_source_do_not_leak_into_another(self) -> None:
+        strict = Redactor(secret_headers=("X-Verify",))
+        lax = Redactor()
+        assert strict({"x-verify": "abc"}) == (("x-verify", REDACTED),)
+        assert lax({"x-verify": "abc"}) == (("x-verify", "abc"),)
+
+    def test_a_value_holding_a_secret_is_redacted_among_ordinary_headers(self) -> None:
+        redact = Redactor(secret_values=("s3cret",))
+        headers = {"content-type": "application/json", "x-echo": "a s3cret b", "x-id": "7"}
+        assert redact(headers) == (
+            ("content-type", "application/json"),
+            ("x-echo", REDACTED),
+            ("x-id", "7"),
+        )

@@ -14,7 +14,7 @@ import hookwise.providers._base as base
 from hookwise.config import SourceSettings
 from hookwise.errors import ConfigError, VerificationError
 from hookwise.providers import KNOWN_PROVIDERS, PROVIDERS, Description, Source, build_source
-from hookwise.providers._extract import parse_body
+from hookwise.providers._extract import parse_body_fast
 
 NOW = 1_700_000_000.0
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -259,11 +259,11 @@ class TestBodyParsing:
     def count_parses(self, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
         calls: list[bytes] = []
 
-        def counting(body: bytes) -> object:
+        def counting(body: bytes) -> tuple[object, bool]:
             calls.append(body)
-            return parse_body(body)
+            return parse_body_fast(body)
 
-        monkeypatch.setattr(base, "parse_body", counting)
+        monkeypatch.setattr(base, "parse_body_fast", counting)
         return calls
 
     def test_body_is_not_parsed_when_nothing_reads_it(

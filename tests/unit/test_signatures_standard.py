@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hmac
 import time
 from datetime import UTC, datetime
 
@@ -12,7 +13,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hookwise.errors import VerificationError
-from hookwise.signatures.standard import HeaderNames, decode_secret, sign, signed_content, verify
+from hookwise.signatures._common import HmacKey
+from hookwise.signatures.standard import (
+    HeaderNames,
+    Verifier,
+    decode_secret,
+    sign,
+    signed_content,
+    verify,
+)
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 MSG_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
@@ -274,3 +283,43 @@ def test_any_input_raises_only_verification_error(
             "timestamp_too_new",
             "no_matching_signature",
         }
+
+
+class TestHmacKey:
+    @pytest.mark.parametrize("algorithm", ["sha1", "sha256", "sha512"])
+    @pytest.mark.parametrize("size", [0, 1, 24, 63, 64, 65, 127, 128, 129, 300])
+    def test_matches_the_standard_library(self, algorithm: str, size: int) -> None:
+        key = bytes((7 * i + size) % 256 for i in range(size))
+        prepared = HmacKey(key, algorithm)
+        for content in (b"", b"x", BODY, BODY * 50):
+            assert prepared.digest(content) == hmac.digest(key, content, algorithm)
+
+    def test_repr_does_not_show_the_key(self) -> None:
+        assert "MfKQ" not in repr(HmacKey(KEY, "sha256"))
+        assert KEY.hex() not in repr(HmacKey(KEY, "sha256"))
+
+
+class TestVerifier:
+    def test_one_verifier_checks_many_deliveries(self) -> None:
+        verifier = Verifier([OTHER_KEY, KEY])
+        for body in (BODY, b"{}", b""):
+            signature = sign(KEY, MSG_ID, TIMESTAMP, body)
+            verifier.verify(
+                msg_id=MSG_ID,
+                timestamp_header=str(TIMESTAMP),
+                signature_header=f"v2,xyz {signature}",
+                body=body,
+                now=TIMESTAMP,
+                tolerance=300,
+            )
+        with pytest.raises(VerificationError) as caught:
+            verifier.verify(
+                msg_id=MSG_ID,
+                timestamp_header=str(TIMESTAMP),
+                signature_header=sign(KEY, MSG_ID, TIMESTAMP, b"other"),
+                body=BODY,
+                now=TIMESTAMP,
+                tolerance=300,
+            )
+        assert caught.value.reason == "no_matching_signature"
+        assert "of the 2 key(s)" in str(caught.value.detail)

@@ -14,7 +14,9 @@ from hookwise.providers._extract import (
     NOT_JSON,
     Spec,
     extract,
+    lookup,
     parse_body,
+    parse_body_fast,
     parse_spec,
     to_timestamp,
 )
@@ -81,15 +83,21 @@ class Extraction:
     ordering_key: Spec | None = None
     occurred_at: Spec | None = None
     needs_body: bool = field(init=False, repr=False, compare=False)
+    _body_paths: tuple[tuple[str, ...], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         specs = (self.dedup, self.type, self.ordering_key, self.occurred_at)
-        needs_body = any(spec is not None and spec.kind == "body" for spec in specs)
-        object.__setattr__(self, "needs_body", needs_body)
+        paths = tuple(spec.path for spec in specs if spec is not None and spec.kind == "body")
+        object.__setattr__(self, "needs_body", bool(paths))
+        object.__setattr__(self, "_body_paths", paths)
 
     def describe(self, body: bytes, headers: Mapping[str, str]) -> Description:
         """The fields of one delivery; never raises, falls back instead."""
-        document = parse_body(body) if self.needs_body else NOT_JSON
+        document: object = NOT_JSON
+        if self.needs_body:
+            document, inexact = parse_body_fast(body)
+            if inexact and any(isinstance(lookup(p, document), float) for p in self._body_paths):
+                document = parse_body(body)  # that float may have been a long integer
         dedup_key = extract(self.dedup, headers, document) if self.dedup else None
         event_type = extract(self.type, headers, document) if self.type else None
         ordering_key = None

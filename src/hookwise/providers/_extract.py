@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -22,7 +22,9 @@ __all__ = [
     "NOT_JSON",
     "Spec",
     "extract",
+    "lookup",
     "parse_body",
+    "parse_body_fast",
     "parse_spec",
     "to_timestamp",
 ]
@@ -108,6 +110,35 @@ def parse_body(body: bytes) -> object:
         return NOT_JSON
 
 
+def parse_body_fast(body: bytes) -> tuple[object, bool]:
+    """:func:`parse_body` by ``orjson`` (a dependency, with :mod:`json` as the fallback), about
+    five times faster on a typical event, and whether the document may be inexact.
+
+    >>> parse_body_fast(b'{"type": "ping"}')
+    ({'type': 'ping'}, True)
+
+    What orjson refuses (NaN, UTF-16, lone surrogates...) is parsed by :mod:`json`.
+    What it accepts it reads as :mod:`json` does, except integers beyond 64 bits,
+    which it turns into floats: when the flag is true, a float in the document may
+    stand for such an integer, and the caller must parse again with
+    :func:`parse_body` before using one. (orjson also reads documents nested 1,000
+    to 1,024 deep, which :mod:`json` gives up on.)
+    """
+    if _fast_loads is not None:
+        try:
+            return _fast_loads(body), True
+        except ValueError:  # orjson.JSONDecodeError is a ValueError
+            pass
+    return parse_body(body), False
+
+
+_fast_loads: Callable[[bytes], object] | None
+try:
+    from orjson import loads as _fast_loads
+except ImportError:  # a platform without an orjson wheel: json reads the same documents
+    _fast_loads = None
+
+
 def extract(spec: Spec, headers: Mapping[str, str], document: object) -> str | None:
     """The value ``spec`` points at, as a non-empty string, or ``None``.
 
@@ -121,8 +152,17 @@ def extract(spec: Spec, headers: Mapping[str, str], document: object) -> str | N
         return text or None
     if spec.kind == "const":
         return spec.value
+    return _scalar(lookup(spec.path, document))
+
+
+def lookup(path: tuple[str, ...], document: object) -> object:
+    """The node at a body ``path`` (list indexes as decimal segments), or ``None``.
+
+    >>> lookup(("items", "0", "id"), {"items": [{"id": 7}]})
+    7
+    """
     node = document
-    for segment in spec.path:
+    for segment in path:
         if isinstance(node, dict):
             node = node.get(segment)
         elif isinstance(node, list) and segment.isdecimal() and segment.isascii():
@@ -130,7 +170,7 @@ def extract(spec: Spec, headers: Mapping[str, str], document: object) -> str | N
             node = node[index] if index < len(node) else None
         else:
             return None
-    return _scalar(node)
+    return node
 
 
 def to_timestamp(value: str) -> float | None:

@@ -54,11 +54,11 @@ class StandardSource(Source):
     ) -> None:
         super().__init__(name, extraction, secret_values=secret_values)
         self._keys = tuple(keys)
+        self._verifier = standard.Verifier(self._keys)
         self._tolerance = tolerance
 
     def verify(self, body: bytes, headers: Mapping[str, str], now: float) -> None:
-        standard.verify(
-            self._keys,
+        self._verifier.verify(
             msg_id=headers.get(ID_HEADER),
             timestamp_header=headers.get(TIMESTAMP_HEADER),
             signature_header=headers.get(SIGNATURE_HEADER),

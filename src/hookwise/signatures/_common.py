@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import math
 import re
@@ -9,6 +10,7 @@ import re
 from hookwise.errors import VerificationError
 
 __all__ = [
+    "HmacKey",
     "as_bytes",
     "check_timestamp",
     "constant_time_equal",
@@ -82,6 +84,47 @@ def constant_time_equal(expected: str, given: str) -> bool:
         return hmac.compare_digest(expected, given)  # ASCII strings: compared as they are
     except TypeError:  # non-ASCII text: compare its bytes instead
         return hmac.compare_digest(as_bytes(expected), as_bytes(given))
+
+
+# HMAC's inner and outer pads (RFC 2104), as bytes.translate() tables.
+_IPAD = bytes(byte ^ 0x36 for byte in range(256))
+_OPAD = bytes(byte ^ 0x5C for byte in range(256))
+
+
+class HmacKey:
+    """One HMAC key, its padded inner and outer hash states computed once.
+
+    >>> HmacKey(b"key", "sha256").digest(b"body") == hmac.digest(b"key", b"body", "sha256")
+    True
+
+    This is RFC 2104 HMAC, as :func:`hmac.digest` computes it, minus the two pad
+    blocks it hashes again for every message: a source checks every delivery
+    against the same few keys, and for a small body those blocks are half the work.
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes, algorithm: str) -> None:
+        inner = hashlib.new(algorithm)
+        if len(key) > inner.block_size:
+            key = hashlib.new(algorithm, key).digest()
+        key = key.ljust(inner.block_size, b"\0")
+        inner.update(key.translate(_IPAD))
+        outer = hashlib.new(algorithm)
+        outer.update(key.translate(_OPAD))
+        self._inner = inner
+        self._outer = outer
+
+    def __repr__(self) -> str:
+        return f"<HmacKey {self._inner.name}>"  # never the key
+
+    def digest(self, content: bytes) -> bytes:
+        """The HMAC of ``content`` under this key."""
+        inner = self._inner.copy()
+        inner.update(content)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
 
 
 def _seconds(value: float) -> str:

@@ -16,11 +16,13 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Callable, Sequence
+from binascii import b2a_base64 as _b64
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hookwise.errors import VerificationError
 from hookwise.signatures._common import (
+    HmacKey,
     check_timestamp,
     constant_time_equal,
     header_bytes,
@@ -31,6 +33,7 @@ __all__ = [
     "SECRET_PREFIX",
     "WEBHOOK_HEADERS",
     "HeaderNames",
+    "Verifier",
     "decode_secret",
     "sign",
     "signed_content",
@@ -119,45 +122,93 @@ def verify(
 
     Raises only :class:`~hookwise.errors.VerificationError`, whose ``reason`` is one of
     ``missing_header``, ``malformed_header``, ``timestamp_too_old``,
-    ``timestamp_too_new`` or ``no_matching_signature``.
+    ``timestamp_too_new`` or ``no_matching_signature``. A source that checks many
+    deliveries against the same keys keeps a :class:`Verifier` instead.
     """
-    if not msg_id:
-        raise VerificationError("missing_header", f"the {names.id} header is missing or empty")
-    if not signature_header or not signature_header.strip():
-        raise VerificationError(
-            "missing_header", f"the {names.signature} header is missing or empty"
-        )
-    timestamp = parse_timestamp(timestamp_header, header=names.timestamp)
-    # A "." in the id would make two different (id, timestamp) pairs sign the same bytes.
-    if "." in msg_id:
-        raise VerificationError("malformed_header", f"the {names.id} header contains '.'")
-    signatures = _parse_signature_header(signature_header, names.signature)
-    check_timestamp(timestamp, now=now, tolerance=tolerance)
-
-    # Each version checks against its own keys; v1a (ed25519) will add public keys here.
-    keyring: dict[str, Sequence[bytes]] = {"v1": keys}
-    content = signed_content(msg_id, timestamp, body)
-    for version, values in signatures.items():
-        matcher = _MATCHERS.get(version)
-        version_keys = keyring.get(version)
-        if (
-            matcher is not None
-            and version_keys is not None
-            and matcher(version_keys, content, values)
-        ):
-            return
-    known = [version for version in signatures if version in _MATCHERS]
-    if not known:
-        raise VerificationError(
-            "no_matching_signature",
-            f"{names.signature} holds no v1 signature; versions sent: {', '.join(signatures)}",
-        )
-    count = sum(len(signatures[version]) for version in known)
-    raise VerificationError(
-        "no_matching_signature",
-        f"none of the {count} signature(s) in {names.signature} matches "
-        f"any of the {len(keys)} key(s)",
+    Verifier(keys, names=names).verify(
+        msg_id=msg_id,
+        timestamp_header=timestamp_header,
+        signature_header=signature_header,
+        body=body,
+        now=now,
+        tolerance=tolerance,
     )
+
+
+class Verifier:
+    """:func:`verify` for a fixed set of keys, prepared once.
+
+    >>> verifier = Verifier([key])
+    >>> verifier.verify(msg_id=h["webhook-id"], timestamp_header=h["webhook-timestamp"],
+    ...                 signature_header=h["webhook-signature"], body=body,
+    ...                 now=clock.now(), tolerance=300)
+    """
+
+    __slots__ = ("_keys", "_names")
+
+    def __init__(self, keys: Sequence[bytes], *, names: HeaderNames = WEBHOOK_HEADERS) -> None:
+        self._keys = tuple(HmacKey(key, "sha256") for key in keys)
+        self._names = names
+
+    def verify(
+        self,
+        *,
+        msg_id: str | None,
+        timestamp_header: str | None,
+        signature_header: str | None,
+        body: bytes,
+        now: float,
+        tolerance: float,
+    ) -> None:
+        """Return if one signature matches one of the keys; raise ``VerificationError``."""
+        names = self._names
+        if not msg_id:
+            raise VerificationError("missing_header", f"the {names.id} header is missing or empty")
+        if not signature_header or not signature_header.strip():
+            raise VerificationError(
+                "missing_header", f"the {names.signature} header is missing or empty"
+            )
+        timestamp = parse_timestamp(timestamp_header, header=names.timestamp)
+        # A "." in the id would make two different (id, timestamp) pairs sign the same bytes.
+        if "." in msg_id:
+            raise VerificationError("malformed_header", f"the {names.id} header contains '.'")
+        # The v1 values, read without building the full {version: values} map: that
+        # is only needed to explain a rejection. v1a (ed25519) will be read here too.
+        given: list[str] = []
+        paired = False
+        for entry in signature_header.split():
+            version, comma, value = entry.partition(",")
+            if comma and version and value:
+                paired = True
+                if version == "v1":
+                    given.append(value)
+        if not paired:
+            raise _no_pair(names.signature)
+        check_timestamp(timestamp, now=now, tolerance=tolerance)
+        if given:
+            content = b"%s.%d.%s" % (header_bytes(msg_id), timestamp, body)
+            for key in self._keys:
+                expected = _b64(key.digest(content), newline=False).decode("ascii")
+                for value in given:
+                    if constant_time_equal(expected, value):
+                        return
+        raise self._no_match(signature_header)
+
+    def _no_match(self, signature_header: str) -> VerificationError:
+        name = self._names.signature
+        signatures = _parse_signature_header(signature_header, name)
+        known = [version for version in signatures if version in _KNOWN_VERSIONS]
+        if not known:
+            return VerificationError(
+                "no_matching_signature",
+                f"{name} holds no v1 signature; versions sent: {', '.join(signatures)}",
+            )
+        count = sum(len(signatures[version]) for version in known)
+        return VerificationError(
+            "no_matching_signature",
+            f"none of the {count} signature(s) in {name} matches "
+            f"any of the {len(self._keys)} key(s)",
+        )
 
 
 def _parse_signature_header(header: str, name: str) -> dict[str, list[str]]:
@@ -167,23 +218,18 @@ def _parse_signature_header(header: str, name: str) -> dict[str, list[str]]:
         if comma and version and value:
             signatures.setdefault(version, []).append(value)
     if not signatures:
-        raise VerificationError(
-            "malformed_header", f"{name} holds no 'version,signature' pair (e.g. 'v1,<base64>')"
-        )
+        raise _no_pair(name)
     return signatures
+
+
+def _no_pair(name: str) -> VerificationError:
+    return VerificationError(
+        "malformed_header", f"{name} holds no 'version,signature' pair (e.g. 'v1,<base64>')"
+    )
 
 
 def _v1_digest(key: bytes, content: bytes) -> str:
     return base64.b64encode(hmac.digest(key, content, hashlib.sha256)).decode("ascii")
 
 
-def _v1_matches(keys: Sequence[bytes], content: bytes, signatures: Sequence[str]) -> bool:
-    for key in keys:
-        expected = _v1_digest(key, content)
-        if any(constant_time_equal(expected, given) for given in signatures):
-            return True
-    return False
-
-
-_Matcher = Callable[[Sequence[bytes], bytes, Sequence[str]], bool]
-_MATCHERS: dict[str, _Matcher] = {"v1": _v1_matches}
+_KNOWN_VERSIONS = frozenset({"v1"})

@@ -190,20 +190,23 @@ LIMIT :limit;
 -- name: count_by_status
 SELECT status, count(*) AS n FROM deliveries GROUP BY status;
 
--- name: newest_event_seq
--- The append batch numbers its events from here, under the write lock it holds.
-SELECT COALESCE(MAX(seq), 0) FROM events;
-
 -- name: insert_event_rows
--- Batched insert-or-skip with the seq assigned by the writer. {rows} becomes one
--- "(?, ?, ...)" group per event: one statement, so one trip into SQLite per batch.
+-- Batched insert-or-skip: {rows} becomes one "(?, ...)" group per event, so a batch
+-- is one trip into SQLite. seq is left to SQLite: an INTEGER PRIMARY KEY takes the
+-- largest seq + 1 row by row (the write lock is held), so the rows one statement
+-- inserts are numbered consecutively in VALUES order and the last one is lastrowid.
 INSERT INTO events (
-    seq, source, dedup_key, type, ordering_key, occurred_at, received_at, intake, headers, body
+    source, dedup_key, type, ordering_key, occurred_at, received_at, intake, headers, body
 ) VALUES {rows}
 ON CONFLICT (source, dedup_key) DO NOTHING;
 
--- name: event_seqs_after
-SELECT seq FROM events WHERE seq > :after;
+-- name: event_seqs_by_keys
+-- The stored seq of each [source, dedup_key] pair of a JSON array (when a batch held
+-- duplicates of stored events).
+SELECT e.seq, e.source, e.dedup_key
+FROM json_each(:keys) AS k
+JOIN events AS e
+  ON e.source = json_extract(k.value, '$[0]') AND e.dedup_key = json_extract(k.value, '$[1]');
 
 -- name: insert_pending_delivery_rows
 -- {rows} becomes one "(?, ?, ?)" group per (event_seq, handler, due) delivery.
