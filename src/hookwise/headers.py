@@ -50,26 +50,8 @@ def redact_headers(
     ``secret_values`` are a source's secrets: a header whose value contains one is
     redacted whatever its name. ``secret_headers`` are extra names to always redact.
     """
-    extra_names = {name.lower() for name in secret_headers} if secret_headers else ()
-    secrets = [value for value in secret_values if value]
-    shortest = min(map(len, secrets), default=0)
-    redacted: list[tuple[str, str]] = []
-    for name, value in raw:
-        name = name.lower()
-        sensitive = _name_verdicts.get(name)
-        if sensitive is None:
-            sensitive = is_sensitive_name(name)
-            if len(_name_verdicts) < _MAX_REMEMBERED_NAMES:
-                _name_verdicts[name] = sensitive
-        if sensitive or name in extra_names:
-            value = REDACTED
-        elif secrets and len(value) >= shortest:
-            for secret in secrets:
-                if secret in value:
-                    value = REDACTED
-                    break
-        redacted.append((name, value))
-    return tuple(redacted)
+    redactor = Redactor(secret_values=secret_values, secret_headers=secret_headers)
+    return redactor.redact(tuple((name.lower(), value) for name, value in raw))
 
 
 class Redactor:
@@ -101,14 +83,15 @@ class Redactor:
         for name, value in pairs:
             # Unknown names (None) and sensitive ones (True) take the careful path.
             if verdicts.get(name) is not False:
-                return self._redact(pairs)
+                return self.redact(pairs)
             if len(value) >= shortest:
                 for secret in self._secrets:
                     if secret in value:
-                        return self._redact(pairs)
+                        return self.redact(pairs)
         return pairs  # the common case: nothing to hide, nothing copied
 
-    def _redact(self, pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    def redact(self, pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        """Redact ``(lowercase name, value)`` pairs, always building a new tuple."""
         verdicts = self._verdicts
         redacted: list[tuple[str, str]] = []
         for name, value in pairs:
@@ -131,7 +114,6 @@ class Redactor:
 # Header names repeat from request to request; their verdict is remembered (bounded,
 # since names are chosen by the sender).
 _MAX_REMEMBERED_NAMES = 2048
-_name_verdicts: dict[str, bool] = {}
 
 
 def decode_asgi_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
