@@ -7,15 +7,18 @@ is one more entry in ``_BUILDERS`` and ``STORE_ENGINES``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from hookwise.config import StoreSettings
 from hookwise.store import MemoryStore, SQLiteStore, Store
+from hookwise.store.postgres import PostgresStore
 
-STORE_ENGINES = ["memory", "sqlite"]
+from ._postgres import pg_schema
+
+STORE_ENGINES = ["memory", "sqlite", "postgres"]
 
 StoreMaker = Callable[..., Store]
 
@@ -41,8 +44,22 @@ def engine(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_store(engine: str, tmp_path: Path) -> StoreMaker:
+def pg_url() -> Iterator[str]:
+    """A store URL on the test PostgreSQL, in a fresh schema of its own (dropped after)."""
+    with pg_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def make_store(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> StoreMaker:
     """Build an unopened store of the current engine: ``make_store(busy_timeout=0.2)``."""
+    if engine == "postgres":
+        url: str = request.getfixturevalue("pg_url")
+
+        def make_pg(**settings: object) -> Store:
+            return PostgresStore(url, settings=StoreSettings(url=url, **settings))  # type: ignore[arg-type]
+
+        return make_pg
 
     def make(**settings: object) -> Store:
         return _BUILDERS[engine](tmp_path, StoreSettings(**settings))  # type: ignore[arg-type]

@@ -107,10 +107,14 @@ def _sqlite_path(url: str, rest: str) -> str:
 
 
 def _open_postgres(url: str, settings: StoreSettings) -> Store:
-    # The one dispatch point for the PostgreSQL engine.
-    raise ConfigError(
-        f"store url {url!r}: PostgreSQL support arrives with the postgres extra "
-        "and is not in this version",
-        key="store.url",
-        fix='use "sqlite:///hookwise.db" for now',
-    )
+    # The one dispatch point for the PostgreSQL engine: psycopg is imported only here,
+    # so SQLite users don't need it installed.
+    try:
+        from .postgres import PostgresStore
+    except ImportError as exc:
+        raise ConfigError(
+            f"store url {url!r}: PostgreSQL needs psycopg 3, which is not installed ({exc})",
+            key="store.url",
+            fix="pip install 'hookwise[postgres]'",
+        ) from None
+    return PostgresStore(url, settings=settings)

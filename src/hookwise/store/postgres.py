@@ -1,0 +1,881 @@
+"""The shared store: PostgreSQL, for many receivers and workers on many hosts.
+
+Every process talks to one database; nothing else is shared (no Redis, no cluster of
+our own). The pieces:
+
+- **Intake**: appends are **group-committed** on one dedicated connection. While one
+  batch is being written, new appends queue up; the next batch is all of them, in one
+  statement (arrays unnested server-side), one round trip and one commit. A ``2xx``
+  still means the event is committed.
+- **Claims**: ``FOR UPDATE SKIP LOCKED`` over small partial indexes, so workers never
+  wait on each other and a claim costs the same however long the history grows.
+  Leases and fences as in every engine.
+- **Wake-ups**: an append that creates work sends ``NOTIFY`` in the same statement;
+  subscribed workers ``LISTEN`` on a connection of their own and claim at once. When
+  that connection is lost they keep polling (``[worker] poll_interval``) and listen
+  again as soon as the database answers.
+- **Failure**: a lost or refused connection is :class:`StoreUnavailable` (the receiver
+  answers 503 with Retry-After, never 200), and the next use connects again.
+
+Needs the ``postgres`` extra: ``pip install 'hookwise[postgres]'`` (psycopg 3 and its pool).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from ..config import StoreSettings
+from ..errors import StoreError, StoreNotOpen, StoreOverloaded, StoreUnavailable
+from ..events import Event, NewEvent
+from ._base import (
+    AppendResult,
+    AttemptRecord,
+    Claim,
+    DeliveryRecord,
+    EventFilter,
+    EventRecord,
+    Settlement,
+)
+from ._sql import split_statements, sql_for
+from .memory import DELIVERY_STATUSES
+from .sqlite import headers_json
+
+__all__ = ["PostgresStore"]
+
+log = logging.getLogger("hookwise.store.postgres")
+
+T = TypeVar("T")
+Row = dict[str, Any]
+
+MAX_BATCH = 1000
+"""Most appends shared by one statement."""
+
+RECONNECT_PAUSE = 0.5
+"""After a failed connection attempt, appends fail at once (503) for this long before
+the intake tries to connect again: an outage answers fast instead of queueing."""
+
+LISTEN_RETRY_MAX = 5.0
+"""Longest pause between attempts to listen again after the connection was lost."""
+
+_SQL = sql_for("postgresql")
+_Q = _SQL.queries
+
+_SETTLED_STATUS = {"done": "done", "retry": "retrying", "dead": "dead", "skipped": "skipped"}
+
+
+class PostgresStore:
+    """The store in a PostgreSQL database.
+
+    >>> async with PostgresStore("postgresql://hookwise@db/hookwise") as store:
+    ...     result = await store.append(new_event, handlers=["billing"])
+
+    ``open_store("postgresql://...")`` builds this. Opening migrates the database to the
+    newest schema (under an advisory lock, so processes starting together take turns).
+    Tables live in the connection's ``search_path`` schema: give each deployment its own
+    database or schema (``?options=-csearch_path%3Dname`` in the URL).
+    """
+
+    def __init__(self, url: str, *, settings: StoreSettings | None = None) -> None:
+        self.url = url
+        self.settings = settings or StoreSettings(url=url)
+        self._conninfo = _conninfo(url)
+        self._open = False
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Row]] | None = None
+        self._channel = "hookwise"
+        # intake
+        self._intake: psycopg.AsyncConnection[Row] | None = None
+        self._intake_lock = asyncio.Lock()
+        self._connect_failed_at = float("-inf")
+        self._connect_error: StoreUnavailable | None = None
+        self._queue: list[tuple[NewEvent, tuple[str, ...], asyncio.Future[AppendResult]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._has_work = asyncio.Event()
+        self._commits = 0
+        self._appended = 0
+        self._largest_batch = 0
+        # wake-ups
+        self._subscribers: list[tuple[Callable[[], None], asyncio.AbstractEventLoop]] = []
+        self._listener: asyncio.Task[None] | None = None
+        self.listening = False
+        """Whether a LISTEN connection is up right now (polling covers the gaps)."""
+        self.migrations_applied: list[str] = []
+        """Versions the last :meth:`open` applied (empty when the database was up to date)."""
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, migrate, start the intake and the connection pool."""
+        if self._open:
+            return
+        async with self._connection("connect to the database") as conn:
+            self.migrations_applied = await self._migrate(conn)
+            row = await (await conn.execute(_Q["current_schema"])).fetchone()
+            schema = row["name"] if row else None
+        self._channel = f"hookwise:{schema}" if schema else "hookwise"
+        self._pool = AsyncConnectionPool(
+            self._conninfo,
+            min_size=1,
+            max_size=self.settings.pool_size,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            check=AsyncConnectionPool.check_connection,
+            timeout=self.settings.busy_timeout,
+            name="hookwise",
+            open=False,
+        )
+        await self._pool.open(wait=False)
+        self._has_work = asyncio.Event()
+        self._intake_lock = asyncio.Lock()
+        self._flusher = asyncio.create_task(self._flush_forever(), name="hookwise-pg-intake")
+        self._open = True
+        if self._subscribers and self._listener is None:
+            self._start_listener()
+
+    async def close(self) -> None:
+        """Write what is queued, stop listening, disconnect. Idempotent."""
+        if not self._open:
+            return
+        self._open = False
+        if self._flusher is not None:
+            self._has_work.set()
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        for _, _, future in self._queue:
+            if not future.done():
+                future.set_exception(StoreNotOpen("PostgreSQL store"))
+        self._queue.clear()
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        if self._intake is not None:
+            await self._intake.close()
+            self._intake = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise StoreNotOpen("PostgreSQL store")
+
+    # -- connections --------------------------------------------------------------------
+
+    async def _connect(self, *, autocommit: bool = True) -> psycopg.AsyncConnection[Row]:
+        try:
+            return await psycopg.AsyncConnection.connect(
+                self._conninfo,
+                autocommit=autocommit,
+                row_factory=dict_row,
+                connect_timeout=max(2, round(self.settings.busy_timeout)),
+            )
+        except psycopg.Error as exc:
+            raise _unavailable(exc, "connect to the database", self.url) from exc
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, what: str) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
+        """A short-lived connection of its own (migrations, schema checks)."""
+        conn = await self._connect()
+        try:
+            with _errors(what, self.url):
+                yield conn
+        finally:
+            await conn.close()
+
+    @contextlib.asynccontextmanager
+    async def _pooled(self, what: str) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
+        self._check_open()
+        assert self._pool is not None
+        try:
+            async with self._pool.connection() as conn:
+                with _errors(what, self.url):
+                    yield conn
+        except PoolTimeout as exc:
+            raise StoreUnavailable(
+                f"could not {what}: no connection to {_safe_url(self.url)} within "
+                f"{self.settings.busy_timeout:g}s; check that PostgreSQL is up and reachable "
+                "(or raise [store] pool_size if every connection is busy)"
+            ) from exc
+
+    async def _fetch(
+        self, what: str, query: str, params: dict[str, Any] | None = None
+    ) -> list[Row]:
+        async with self._pooled(what) as conn:
+            cursor = await conn.execute(query, params)
+            return await cursor.fetchall()
+
+    # -- migrations -------------------------------------------------------------------
+
+    async def migrate(self) -> list[str]:
+        """Apply every migration the database lacks, in order; return their versions.
+        Works on an unopened store too (``hookwise migrate``)."""
+        async with self._connection("migrate the database") as conn:
+            return await self._migrate(conn)
+
+    async def schema_version(self) -> str | None:
+        """The newest migration applied, or ``None`` for a database without hookwise tables."""
+        async with self._connection("read the schema") as conn:
+            applied = await _applied(conn)
+        return applied[-1] if applied else None
+
+    async def _migrate(self, conn: psycopg.AsyncConnection[Row]) -> list[str]:
+        known = {m.version for m in _SQL.migrations}
+        applied = set(await _applied(conn))
+        unknown = sorted(applied - known)
+        if unknown:
+            raise StoreUnavailable(
+                f"{_safe_url(self.url)} has schema {unknown[-1]}, newer than this hookwise "
+                "knows; upgrade hookwise (or point it at another database)"
+            )
+        if all(m.version in applied for m in _SQL.migrations):
+            return []  # an up-to-date database is opened without taking the lock
+        applied_now: list[str] = []
+        async with conn.transaction():
+            await conn.execute(_Q["migration_lock"])
+            await conn.execute(_Q["create_schema_migrations"])
+            # Read again under the lock: another process may have just migrated.
+            applied = set(await _applied(conn))
+            for migration in _SQL.migrations:
+                if migration.version in applied:
+                    continue
+                for statement in split_statements(migration.sql):
+                    await conn.execute(statement.encode())
+                await conn.execute(
+                    _Q["record_migration"],
+                    # When it ran is bookkeeping for operators, not domain time.
+                    {"version": migration.version, "applied_at": time.time()},
+                )
+                applied_now.append(migration.version)
+        return applied_now
+
+    # -- intake ---------------------------------------------------------------------
+
+    def stats(self) -> tuple[int, int, int]:
+        """(commits, appends answered, largest batch) since :meth:`open`."""
+        return self._commits, self._appended, self._largest_batch
+
+    async def append(self, event: NewEvent, handlers: Sequence[str]) -> AppendResult:
+        if not self._open:
+            raise StoreNotOpen("PostgreSQL store")
+        if len(self._queue) >= self.settings.max_pending:
+            raise StoreOverloaded(
+                f"{len(self._queue)} events are already waiting to be written to "
+                f"{_safe_url(self.url)}; retry in a moment (or raise [store] max_pending)"
+            )
+        names: tuple[str, ...] = (
+            handlers
+            if isinstance(handlers, tuple) and len(handlers) <= 1
+            else tuple(dict.fromkeys(handlers))
+        )
+        future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
+        self._queue.append((event, names, future))
+        self._has_work.set()
+        return await future
+
+    async def _flush_forever(self) -> None:
+        limit = MAX_BATCH if self.settings.group_commit else 1
+        while True:
+            await self._has_work.wait()
+            self._has_work.clear()
+            while self._queue:
+                batch = self._queue[:limit]
+                del self._queue[:limit]
+                await self._flush(batch)
+
+    async def _flush(
+        self, batch: list[tuple[NewEvent, tuple[str, ...], asyncio.Future[AppendResult]]]
+    ) -> None:
+        try:
+            results = await self._write_batch(batch)
+        except psycopg.DataError as exc:
+            if len(batch) == 1:
+                _fail(batch, StoreUnavailable(f"could not store the event: {exc}"))
+                return
+            # One event the database refuses must not take the others down with it.
+            log.warning(
+                "a batch of %d appends was refused (%s); writing one by one", len(batch), exc
+            )
+            for item in batch:
+                await self._flush([item])
+            return
+        except StoreError as exc:
+            _fail(batch, exc)
+            return
+        except Exception as exc:  # never leave a request hanging
+            log.exception("unexpected error writing %d events", len(batch))
+            _fail(batch, StoreUnavailable(f"could not store events: {exc}"))
+            return
+        self._commits += 1
+        self._appended += len(batch)
+        self._largest_batch = max(self._largest_batch, len(batch))
+        for (_, _, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    async def _intake_connection(self) -> psycopg.AsyncConnection[Row]:
+        conn = self._intake
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        self._intake = None
+        now = time.monotonic()
+        if now - self._connect_failed_at < RECONNECT_PAUSE and self._connect_error is not None:
+            raise StoreUnavailable(str(self._connect_error))
+        try:
+            conn = await self._connect()
+            if self.settings.durability != "full":
+                await conn.execute("SET synchronous_commit = off")
+        except StoreUnavailable as exc:
+            self._connect_failed_at = now
+            self._connect_error = exc
+            raise
+        except psycopg.Error as exc:
+            self._connect_failed_at = now
+            self._connect_error = _unavailable(exc, "connect to the database", self.url)
+            raise self._connect_error from exc
+        self._connect_error = None
+        self._intake = conn
+        return conn
+
+    async def _write_batch(
+        self, batch: list[tuple[NewEvent, tuple[str, ...], asyncio.Future[AppendResult]]]
+    ) -> list[AppendResult]:
+        slot_of: dict[tuple[str, str], int] = {}
+        keys: list[tuple[str, str]] = []
+        slots: list[int] = []
+        columns: dict[str, list[Any]] = {
+            name: []
+            for name in (
+                "source", "dedup_key", "type", "ordering_key", "occurred_at", "received_at",
+                "intake", "headers", "body", "d_idx", "d_handler", "d_due",
+            )
+        }  # fmt: skip
+        for event, handlers, _ in batch:
+            key = (_text(event.source), _text(event.dedup_key))
+            slot = slot_of.get(key)
+            if slot is None:
+                slot = slot_of[key] = len(keys)
+                keys.append(key)
+                columns["source"].append(key[0])
+                columns["dedup_key"].append(key[1])
+                columns["type"].append(_text(event.type))
+                columns["ordering_key"].append(
+                    None if event.ordering_key is None else _text(event.ordering_key)
+                )
+                columns["occurred_at"].append(event.occurred_at)
+                columns["received_at"].append(event.received_at)
+                columns["intake"].append(event.intake)
+                columns["headers"].append(_text(headers_json(event.headers)))
+                columns["body"].append(event.body)
+                for handler in handlers:
+                    columns["d_idx"].append(slot + 1)
+                    columns["d_handler"].append(handler)
+                    columns["d_due"].append(event.received_at)
+            slots.append(slot)
+        columns["channel"] = self._channel  # type: ignore[assignment]
+
+        async with self._intake_lock:
+            conn = await self._intake_connection()
+            with _errors("write events", self.url):
+                cursor = await conn.execute(_Q["append_batch"], columns)
+                rows = await cursor.fetchall()
+                seqs: list[int | None] = [row["seq"] for row in rows]
+                new: list[bool] = [row["new"] for row in rows]
+                missing = [i for i, seq in enumerate(seqs) if seq is None]
+                if missing:
+                    # Stored by another process after this statement's snapshot was taken.
+                    cursor = await conn.execute(
+                        _Q["event_seqs_by_keys"],
+                        {
+                            "source": [keys[i][0] for i in missing],
+                            "dedup_key": [keys[i][1] for i in missing],
+                        },
+                    )
+                    found = {
+                        (r["source"], r["dedup_key"]): r["seq"] for r in await cursor.fetchall()
+                    }
+                    for i in missing:
+                        seqs[i] = found[keys[i]]
+
+        results: list[AppendResult] = []
+        answered: set[int] = set()
+        for slot in slots:
+            seq = seqs[slot]
+            assert seq is not None
+            duplicate = not new[slot] or slot in answered
+            answered.add(slot)
+            results.append(AppendResult(seq=seq, duplicate=duplicate))
+        return results
+
+    # -- work -------------------------------------------------------------------------
+
+    async def claim(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        lease: float,
+        now: float,
+        handlers: Collection[str] | None = None,
+    ) -> list[Claim]:
+        self._check_open()
+        if limit <= 0:
+            return []
+        rows = await self._fetch(
+            "claim deliveries",
+            _Q["claim_due"],
+            {
+                "owner": owner,
+                "until": now + lease,
+                "now": now,
+                "limit": limit,
+                "handlers": None if handlers is None else sorted(handlers),
+            },
+        )
+        return [_claim(row) for row in rows]
+
+    async def extend(
+        self, owner: str, leases: Sequence[tuple[int, int]], *, until: float
+    ) -> list[int]:
+        self._check_open()
+        if not leases:
+            return []
+        rows = await self._fetch(
+            "extend leases",
+            _Q["extend_leases"],
+            {
+                "owner": owner,
+                "until": until,
+                "id": [d for d, _ in leases],
+                "fence": [f for _, f in leases],
+            },
+        )
+        extended = {row["id"] for row in rows}
+        return [d for d, _ in leases if d in extended]
+
+    async def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
+        self._check_open()
+        if not settlements:
+            return []
+        params: dict[str, list[Any]] = {
+            name: []
+            for name in (
+                "id", "fence", "owner", "status", "next_attempt_at", "error", "started_at",
+                "finished_at", "outcome",
+            )
+        }  # fmt: skip
+        for s in settlements:
+            retry_at = s.next_attempt_at if s.next_attempt_at is not None else s.finished_at
+            params["id"].append(s.delivery_id)
+            params["fence"].append(s.fence)
+            params["owner"].append(s.owner)
+            params["status"].append(_SETTLED_STATUS[s.outcome])
+            params["next_attempt_at"].append(retry_at if s.outcome == "retry" else None)
+            params["error"].append(None if s.error is None else _text(s.error))
+            params["started_at"].append(s.started_at)
+            params["finished_at"].append(s.finished_at)
+            params["outcome"].append(s.outcome)
+        rows = await self._fetch("settle deliveries", _Q["settle_deliveries"], params)
+        applied = {row["idx"] for row in rows}  # 1-based positions in ``settlements``
+        return [i in applied for i in range(1, len(settlements) + 1)]
+
+    async def release(self, owner: str, leases: Sequence[tuple[int, int]], *, now: float) -> int:
+        self._check_open()
+        if not leases:
+            return 0
+        rows = await self._fetch(
+            "release leases",
+            _Q["release_leases"],
+            {
+                "owner": owner,
+                "now": now,
+                "id": [d for d, _ in leases],
+                "fence": [f for _, f in leases],
+                "channel": self._channel,
+            },
+        )
+        return int(rows[0]["released"])
+
+    # -- reads --------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        """Answer if the database is reachable and at the newest schema."""
+        async with self._pooled("ping the database") as conn:
+            applied = await _applied(conn)
+        newest = _SQL.migrations[-1].version
+        if not applied or applied[-1] != newest:
+            raise StoreUnavailable(
+                f"{_safe_url(self.url)} is at schema {applied[-1] if applied else 'none'}, "
+                f"not {newest}; run `hookwise migrate`"
+            )
+
+    async def get_event(self, seq: int) -> EventRecord | None:
+        rows = await self._fetch("read an event", _Q["get_event"], {"seq": seq})
+        return _event_record(rows[0]) if rows else None
+
+    async def find_event(self, source: str, dedup_key: str) -> EventRecord | None:
+        rows = await self._fetch(
+            "find an event", _Q["find_event"], {"source": source, "dedup_key": dedup_key}
+        )
+        return _event_record(rows[0]) if rows else None
+
+    async def list_events(self, flt: EventFilter) -> list[EventRecord]:
+        params = {
+            "source": flt.source,
+            "type": None if flt.type is None else glob_to_regex(flt.type),
+            "status": flt.status,
+            "since": flt.since,
+            "before_seq": flt.before_seq,
+            "limit": max(flt.limit, 0),
+        }
+        rows = await self._fetch("list events", _Q["list_events"], params)
+        return [_event_record(row) for row in rows]
+
+    async def deliveries(self, event_seq: int) -> list[DeliveryRecord]:
+        rows = await self._fetch(
+            "read deliveries", _Q["event_deliveries"], {"event_seq": event_seq}
+        )
+        return [_delivery_record(row) for row in rows]
+
+    async def get_delivery(self, delivery_id: int) -> DeliveryRecord | None:
+        rows = await self._fetch("read a delivery", _Q["get_delivery"], {"id": delivery_id})
+        return _delivery_record(rows[0]) if rows else None
+
+    async def attempts(self, delivery_id: int) -> list[AttemptRecord]:
+        rows = await self._fetch(
+            "read attempts", _Q["delivery_attempts"], {"delivery_id": delivery_id}
+        )
+        return [AttemptRecord(**row) for row in rows]
+
+    async def list_dead(
+        self, *, source: str | None = None, handler: str | None = None, limit: int = 100
+    ) -> list[DeliveryRecord]:
+        rows = await self._fetch(
+            "list dead letters",
+            _Q["list_dead"],
+            {"source": source, "handler": handler, "limit": max(limit, 0)},
+        )
+        return [_delivery_record(row) for row in rows]
+
+    async def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = dict.fromkeys(DELIVERY_STATUSES, 0)
+        for row in await self._fetch("count deliveries", _Q["count_by_status"]):
+            counts[row["status"]] = int(row["n"])
+        return counts
+
+    # -- operator actions ---------------------------------------------------------------
+
+    async def retry_dead(
+        self, delivery_ids: Sequence[int] | None, *, now: float, source: str | None = None
+    ) -> int:
+        self._check_open()
+        rows = await self._fetch(
+            "retry dead letters",
+            _Q["retry_dead"],
+            {
+                "ids": None if delivery_ids is None else list(delivery_ids),
+                "source": source,
+                "now": now,
+                "channel": self._channel,
+            },
+        )
+        return int(rows[0]["retried"])
+
+    async def discard_dead(
+        self, delivery_ids: Sequence[int] | None, *, now: float, source: str | None = None
+    ) -> int:
+        self._check_open()
+        async with self._pooled("discard dead letters") as conn:
+            cursor = await conn.execute(
+                _Q["discard_dead"],
+                {
+                    "ids": None if delivery_ids is None else list(delivery_ids),
+                    "source": source,
+                    "now": now,
+                },
+            )
+            return cursor.rowcount
+
+    async def replay(
+        self, event_seqs: Sequence[int], handlers: Sequence[str], *, now: float
+    ) -> int:
+        self._check_open()
+        scheduled = 0
+        async with self._pooled("replay events") as conn, conn.transaction():
+            for seq in dict.fromkeys(event_seqs):
+                for handler in dict.fromkeys(handlers):
+                    params = {"event_seq": seq, "handler": handler, "now": now}
+                    cursor = await conn.execute(_Q["replay_existing"], params)
+                    row = await cursor.fetchone()
+                    if row is None:
+                        cursor = await conn.execute(_Q["replay_new"], params)
+                        row = await cursor.fetchone()
+                    if row is not None:
+                        scheduled += 1
+            if scheduled:
+                await conn.execute(_Q["notify"], {"channel": self._channel})
+        return scheduled
+
+    # -- housekeeping -------------------------------------------------------------------
+
+    async def purge(self, *, before: float, batch: int = 500) -> int:
+        self._check_open()
+        if batch <= 0:
+            raise ValueError("batch must be at least 1")
+        total = 0
+        while True:
+            async with self._pooled("purge old events") as conn:
+                cursor = await conn.execute(_Q["purge_batch"], {"before": before, "batch": batch})
+                deleted = cursor.rowcount
+            total += deleted
+            if deleted < batch:
+                return total
+            await asyncio.sleep(0)  # let intake and claims in between batches
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        entry = (callback, asyncio.get_running_loop())
+        self._subscribers.append(entry)
+        if self._open and self._listener is None:
+            self._start_listener()
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._subscribers.remove(entry)
+
+        return unsubscribe
+
+    def _start_listener(self) -> None:
+        self._listener = asyncio.create_task(self._listen_forever(), name="hookwise-pg-listen")
+
+    def _wake_subscribers(self) -> None:
+        here = asyncio.get_running_loop()
+        for callback, loop in list(self._subscribers):
+            try:
+                if loop is here:
+                    callback()
+                else:
+                    loop.call_soon_threadsafe(callback)
+            except RuntimeError:
+                pass  # that loop is gone
+            except Exception:
+                log.exception("a wake-up subscriber failed")
+
+    async def _listen_forever(self) -> None:
+        pause = RECONNECT_PAUSE
+        while True:
+            try:
+                conn = await self._connect()
+            except StoreUnavailable as exc:
+                log.warning("can't listen for new work (%s); polling meanwhile", exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, LISTEN_RETRY_MAX)
+                continue
+            try:
+                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                self.listening = True
+                pause = RECONNECT_PAUSE
+                # Work may have arrived while nobody listened.
+                self._wake_subscribers()
+                async for _ in conn.notifies():
+                    self._wake_subscribers()
+            except psycopg.Error as exc:
+                log.warning("lost the connection that listens for new work (%s); polling", exc)
+            finally:
+                self.listening = False
+                with contextlib.suppress(Exception):
+                    await conn.close()
+            await asyncio.sleep(pause)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _fail(
+    batch: list[tuple[NewEvent, tuple[str, ...], asyncio.Future[AppendResult]]],
+    exc: Exception,
+) -> None:
+    for _, _, future in batch:
+        if not future.done():
+            # A fresh exception per waiting request, so their tracebacks don't pile up.
+            copy = type(exc)(str(exc)) if isinstance(exc, StoreError) else exc
+            future.set_exception(copy)
+
+
+def _text(value: str) -> str:
+    """PostgreSQL text can't hold NUL; a sender's NUL becomes U+FFFD rather than failing
+    the batch it arrived in."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+async def _applied(conn: psycopg.AsyncConnection[Row]) -> list[str]:
+    cursor = await conn.execute(_Q["has_schema_migrations"])
+    if await cursor.fetchone() is None:
+        return []
+    cursor = await conn.execute(_Q["applied_migrations"])
+    return [row["version"] for row in await cursor.fetchall()]
+
+
+def glob_to_regex(pattern: str) -> str:
+    """A glob on event types (``*``, ``?``, ``[...]``, ``[!...]``) as an anchored POSIX
+    regular expression, as SQLite's GLOB reads it.
+
+    >>> glob_to_regex("invoice.*")
+    '^invoice\\\\..*$'
+    """
+    out = ["^"]
+    i, n = 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        i += 1
+        if char == "*":
+            out.append(".*")
+        elif char == "?":
+            out.append(".")
+        elif char == "[":
+            end = pattern.find("]", i + 1 if i < n and pattern[i] in "!^" else i)
+            if end == -1:
+                out.append("\\[")
+                continue
+            body = pattern[i:end]
+            i = end + 1
+            negate = body[:1] in ("!", "^")
+            if negate:
+                body = body[1:]
+            body = body.replace("\\", "\\\\")
+            out.append("[" + ("^" if negate else "") + body + "]")
+        else:
+            out.append(re.escape(char))
+    out.append("$")
+    return "".join(out)
+
+
+def _conninfo(url: str) -> str:
+    # psycopg reads postgresql:// URLs; "postgres://" is an alias libpq accepts too.
+    return url
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+_ADVICE = (
+    ("connection refused", "PostgreSQL is not running or not listening there; start it"),
+    ("password authentication failed", "check the user and password in the store URL"),
+    ("does not exist", "create the database (createdb) or fix its name in the store URL"),
+    ("timeout", "PostgreSQL did not answer in time; check the host and the network"),
+    ("terminating connection", "PostgreSQL closed the connection (restart or shutdown)"),
+    ("server closed the connection", "PostgreSQL closed the connection (restart or shutdown)"),
+    (
+        "too many clients",
+        "PostgreSQL is out of connections; lower [store] pool_size or raise max_connections",
+    ),
+)
+
+
+def _unavailable(exc: psycopg.Error, what: str, url: str) -> StoreUnavailable:
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    lowered = str(exc).lower()
+    for needle, advice in _ADVICE:
+        if needle in lowered:
+            return StoreUnavailable(f"could not {what} at {_safe_url(url)} ({message}): {advice}")
+    return StoreUnavailable(f"could not {what} at {_safe_url(url)} ({message})")
+
+
+@contextlib.contextmanager
+def _errors(what: str, url: str) -> Any:
+    try:
+        yield
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        raise _unavailable(exc, what, url) from exc
+    except psycopg.errors.QueryCanceled as exc:
+        raise _unavailable(exc, what, url) from exc
+
+
+def _headers(text: str) -> tuple[tuple[str, str], ...]:
+    import json
+
+    return tuple((str(name), str(value)) for name, value in json.loads(text))
+
+
+def _event_record(row: Row) -> EventRecord:
+    return EventRecord(
+        seq=row["seq"],
+        source=row["source"],
+        dedup_key=row["dedup_key"],
+        type=row["type"],
+        ordering_key=row["ordering_key"],
+        occurred_at=row["occurred_at"],
+        received_at=row["received_at"],
+        intake=row["intake"],
+        headers=_headers(row["headers"]),
+        body=bytes(row["body"]),
+        status=row["status"],
+    )
+
+
+def _delivery_record(row: Row) -> DeliveryRecord:
+    return DeliveryRecord(
+        id=row["id"],
+        event_seq=row["event_seq"],
+        handler=row["handler"],
+        status=row["status"],
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        lease_owner=row["lease_owner"],
+        lease_expires_at=row["lease_expires_at"],
+        fence=row["fence"],
+        last_error=row["last_error"],
+        updated_at=row["updated_at"],
+        source=row["source"],
+        event_type=row["event_type"],
+        dedup_key=row["dedup_key"],
+    )
+
+
+def _claim(row: Row) -> Claim:
+    return Claim(
+        delivery_id=row["id"],
+        handler=row["handler"],
+        fence=row["fence"],
+        attempt=row["attempts"],
+        lease_expires_at=row["lease_expires_at"],
+        event=Event(
+            id=row["dedup_key"],
+            source=row["source"],
+            type=row["type"],
+            body=bytes(row["body"]),
+            headers=dict(_headers(row["headers"])),
+            ordering_key=row["ordering_key"],
+            occurred_at=row["occurred_at"],
+            received_at=row["received_at"],
+            intake=row["intake"],
+            attempt=row["attempts"],
+            seq=row["seq"],
+        ),
+    )

@@ -1,0 +1,98 @@
+-- The first PostgreSQL schema (schema_migrations is created before any migration runs).
+
+-- One row per event ever received; seq is the arrival order.
+CREATE TABLE events (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    source text NOT NULL,
+    dedup_key text NOT NULL,
+    type text NOT NULL,
+    ordering_key text,
+    occurred_at double precision,
+    received_at double precision NOT NULL,
+    intake text NOT NULL CHECK (intake IN ('push', 'pull', 'replay')),
+    headers text NOT NULL DEFAULT '[]',  -- JSON [[name, value], ...]
+    body bytea NOT NULL,
+    CONSTRAINT events_source_dedup_key UNIQUE (source, dedup_key)
+);
+
+-- Retention walks the oldest events first; listings filter on it too.
+CREATE INDEX events_received ON events (received_at);
+
+-- One row per (event, handler); handlers succeed and fail independently.
+-- The queue table: every delivery is updated a few times (pending -> leased -> done),
+-- so it is vacuumed early and leaves room on each page for the new row versions.
+CREATE TABLE deliveries (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_seq bigint NOT NULL REFERENCES events (seq) ON DELETE CASCADE,
+    handler text NOT NULL,
+    status text NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'leased', 'done', 'retrying', 'dead', 'skipped')),
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt_at double precision,
+    lease_owner text,
+    lease_expires_at double precision,
+    fence bigint NOT NULL DEFAULT 0,  -- bumped by every claim; a settle must match it
+    last_error text,
+    created_at double precision NOT NULL,
+    updated_at double precision NOT NULL,
+    CONSTRAINT deliveries_event_handler UNIQUE (event_seq, handler)
+) WITH (
+    fillfactor = 80,
+    autovacuum_vacuum_scale_factor = 0.02,
+    autovacuum_vacuum_threshold = 1000,
+    autovacuum_analyze_scale_factor = 0.02
+);
+
+-- Claims read only these small partial indexes, however long the history grows.
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at, id)
+    WHERE status IN ('pending', 'retrying');
+CREATE INDEX deliveries_lease_expiry ON deliveries (lease_expires_at, id)
+    WHERE status = 'leased';
+CREATE INDEX deliveries_dead ON deliveries (updated_at) WHERE status = 'dead';
+-- Retention asks "has this event anything left to do?"; only unfinished rows are here.
+CREATE INDEX deliveries_unfinished ON deliveries (event_seq)
+    WHERE status NOT IN ('done', 'skipped');
+
+-- History: one row per finished try of a delivery.
+CREATE TABLE attempts (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    delivery_id bigint NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+    number integer NOT NULL,
+    started_at double precision NOT NULL,
+    finished_at double precision NOT NULL,
+    outcome text NOT NULL,
+    error text,
+    owner text NOT NULL
+);
+
+CREATE INDEX attempts_delivery ON attempts (delivery_id, number);
+
+-- Events with the summary status of their deliveries: the least settled one,
+-- or 'none' without any.
+CREATE VIEW events_with_status AS
+SELECT
+    e.*,
+    COALESCE(
+        (
+            SELECT CASE MIN(
+                CASE d.status
+                    WHEN 'pending' THEN 0
+                    WHEN 'leased' THEN 1
+                    WHEN 'retrying' THEN 2
+                    WHEN 'dead' THEN 3
+                    WHEN 'skipped' THEN 4
+                    ELSE 5
+                END)
+                WHEN 0 THEN 'pending'
+                WHEN 1 THEN 'leased'
+                WHEN 2 THEN 'retrying'
+                WHEN 3 THEN 'dead'
+                WHEN 4 THEN 'skipped'
+                WHEN 5 THEN 'done'
+            END
+            FROM deliveries AS d
+            WHERE d.event_seq = e.seq
+        ),
+        'none'
+    ) AS status
+FROM events AS e;
