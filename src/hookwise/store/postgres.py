@@ -348,8 +348,11 @@ class PostgresStore:
             raise StoreUnavailable(str(self._connect_error))
         try:
             conn = await self._connect()
-            if self.settings.durability != "full":
-                await conn.execute("SET synchronous_commit = off")
+            # "full": a 2xx waits for the commit to be flushed to disk (whatever the
+            # server's default); "normal": the last commits may be lost if the database
+            # server crashes, never corrupted.
+            synchronous = "on" if self.settings.durability == "full" else "off"
+            await conn.execute(f"SET synchronous_commit = {synchronous}")
         except StoreUnavailable as exc:
             self._connect_failed_at = now
             self._connect_error = exc
