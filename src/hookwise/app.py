@@ -192,7 +192,7 @@ class Hookwise:
         return open_store(self.settings.store)
 
     def add_append_listener(self, listener: Callable[[], None]) -> None:
-        """Call ``listener()`` after each newly stored event (used to wake local workers)."""
+        """Call ``listener()`` after each newly stored event taken by this app's receivers."""
         self._append_listeners.append(listener)
 
     def _notify_append(self) -> None:
@@ -225,6 +225,5 @@ class Hookwise:
         settings = self.settings.worker
         if options:
             settings = replace(settings, **options)
-        worker = Worker(store, self.handlers, settings=settings, clock=self.clock)
-        self.add_append_listener(worker.wake)
-        return worker
+        # Worker.run subscribes to the store, which wakes it after each commit of new work.
+        return Worker(store, self.handlers, settings=settings, clock=self.clock)

@@ -32,7 +32,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .config import STORE_URL_ENV, Settings, SourceSettings, StoreSettings, load_config
-from .durations import parse_duration
+from .durations import format_duration, parse_duration
 from .errors import ConfigError, HookwiseError, NotFound
 
 if TYPE_CHECKING:
@@ -48,6 +48,9 @@ SEND_SECRET_ENV = "HOOKWISE_SEND_SECRET"  # noqa: S105 - the variable's name, no
 _SANE_EPOCH = 1_704_067_200.0  # 2024-01-01T00:00:00Z: no clock set right is before this
 _CLOCK_SLACK = 300.0
 _PAGE = 500
+_MIN_PURGE_AGE = 3600.0
+"""The youngest events `purge` deletes: the floor ``[store] retention`` has, for the
+same reason (a sender's redelivery after the purge would run again)."""
 
 
 class DeliveryStatusChoice(StrEnum):
@@ -83,7 +86,8 @@ events_app = typer.Typer(
     no_args_is_help=True,
 )
 dlq_app = typer.Typer(
-    help="Dead letters: deliveries that ran out of attempts or were rejected.",
+    help="Dead letters: deliveries that ran out of attempts or were rejected. "
+    "List them, retry them, or discard them.",
     no_args_is_help=True,
 )
 app.add_typer(events_app, name="events")
@@ -809,6 +813,112 @@ def dlq_retry(
             f"[yellow]{len(set(ids)) - count} of the ids given are not dead letters "
             "(see `hookwise dlq list`)[/]"
         )
+
+
+@dlq_app.command("discard")
+def dlq_discard(
+    ids: Annotated[
+        list[int] | None,
+        typer.Argument(help="Delivery ids (the delivery column).", show_default=False),
+    ] = None,
+    config: ConfigOption = None,
+    discard_all: Annotated[
+        bool, typer.Option("--all", help="Every dead letter (of --source, if given).")
+    ] = False,
+    source: SourceOption = None,
+) -> None:
+    """Give up on dead letters: they become skipped, with the error "discarded".
+
+    Their attempt history stays and they leave the dead-letter list; their
+    events count as finished, so retention (or `hookwise purge`) may delete
+    them. To run one again after all, replay its event (`hookwise replay SEQ`).
+    """
+    if ids and discard_all:
+        raise typer.BadParameter("give delivery ids or --all, not both")
+    if not ids and not discard_all:
+        raise typer.BadParameter("give delivery ids (hookwise dlq discard 7 9) or --all")
+    settings = _settings(config)
+
+    async def work() -> int:
+        async with _open(settings) as store:
+            return await store.discard_dead(ids or None, now=time.time(), source=source)
+
+    count = _run(work)
+    out.print(
+        f"discarded {count} dead letter{'' if count == 1 else 's'}; "
+        "their history is kept until their events are purged"
+    )
+    if ids and count < len(set(ids)):
+        err.print(
+            f"[yellow]{len(set(ids)) - count} of the ids given are not dead letters "
+            "(see `hookwise dlq list`)[/]"
+        )
+
+
+# -- purge --------------------------------------------------------------------------------
+
+
+@app.command()
+def purge(
+    config: ConfigOption = None,
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than",
+            help="Delete finished events received longer ago than this, e.g. 30d "
+            "(default: store.retention in the config).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete old finished events, with their deliveries and attempt history.
+
+    Finished means every delivery is done or skipped (or the event has none).
+    Dead letters and work still pending, leased or retrying keep their events:
+    retry or discard them first (`hookwise dlq`).
+
+    With store.retention set in the config, `serve` and `worker` purge by
+    themselves every 10 minutes; this command purges now. A purged event is
+    forgotten: if its sender delivers it again, it is stored and handled again.
+    """
+    settings = _settings(config, quiet=as_json)
+    if older_than is not None:
+        try:
+            age = parse_duration(older_than)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--older-than") from None
+        if age < _MIN_PURGE_AGE:
+            raise typer.BadParameter(
+                f"{older_than!r} is too recent: a sender may still redeliver such events, "
+                "and a redelivery after the purge would run again; give 1h or more",
+                param_hint="--older-than",
+            )
+    elif settings.store.retention is not None:
+        age = settings.store.retention
+    else:
+        raise ConfigError(
+            "purge needs an age: neither --older-than nor [store] retention is set",
+            file=settings.path,
+            key="store.retention",
+            fix='pass --older-than 30d, or set retention = "30d" in [store]',
+        )
+    before = time.time() - age
+
+    async def work() -> int:
+        async with _open(settings) as store:
+            return await store.purge(before=before)
+
+    if as_json:
+        deleted = _run(work)
+        _emit_json({"deleted": deleted, "before": _iso(before)})
+        return
+    with err.status(f"deleting finished events received before {_iso(before)} ..."):
+        deleted = _run(work)
+    out.print(
+        f"deleted {deleted} finished event{'' if deleted == 1 else 's'} received before "
+        f"{_iso(before)} ({format_duration(age)} ago); dead letters and unfinished work are kept"
+    )
 
 
 # -- doctor -------------------------------------------------------------------------------

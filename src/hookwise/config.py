@@ -56,6 +56,12 @@ class StoreSettings:
     """Share one transaction and one fsync among concurrent appends. Off only to measure."""
     max_pending: int = 10_000
     """Appends allowed to wait for a commit before new ones are answered 503."""
+    retention: float | None = None
+    """Seconds finished events are kept (their deliveries all done or skipped); None
+    keeps everything. Dead letters stay until retried or discarded."""
+    pool_size: int = 10
+    """PostgreSQL: connections per process for claims, settles and reads (the intake
+    has its own)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +153,9 @@ _SQLITE_PREFIX = "sqlite:///"
 _DURATION_FIX = 'write it like "250ms", "30s", "5m", "1h30m", "3d" or a number of seconds'
 
 _SECTIONS = ("store", "server", "worker", "sources", "handlers")
-_STORE_KEYS = ("url", "durability", "busy_timeout", "group_commit", "max_pending")
+_STORE_KEYS = (
+    "url", "durability", "busy_timeout", "group_commit", "max_pending", "retention", "pool_size",
+)  # fmt: skip
 _SERVER_KEYS = ("host", "port", "max_body_bytes")
 _WORKER_KEYS = ("concurrency", "threads", "batch", "lease", "poll_interval", "grace")
 _SOURCE_KEYS = (
@@ -331,7 +339,24 @@ class _Parser:
             max_pending=self.integer(
                 raw.get("max_pending", defaults.max_pending), "store.max_pending", minimum=1
             ),
+            retention=self.retention(raw.get("retention")),
+            pool_size=self.integer(
+                raw.get("pool_size", defaults.pool_size), "store.pool_size", minimum=2
+            ),
         )
+
+    def retention(self, value: Any) -> float | None:
+        if value is None or value == "forever":
+            return None
+        seconds = self.duration(value, "store.retention")
+        if seconds < 3600:
+            raise self.error(
+                f"a retention of {value!r} would purge events while senders may still "
+                "redeliver them, and a redelivery after the purge would run again",
+                "store.retention",
+                fix='keep events at least an hour (e.g. "30d"), or write "forever"',
+            )
+        return seconds
 
     def store_url(self, url: str, key: str, *, relative: bool) -> str:
         scheme, sep, _ = url.partition("://")

@@ -5,6 +5,10 @@ and their shared store. SIGTERM/SIGINT stop intake first (the server stops accep
 and finishes in-flight requests), then the workers stop claiming, give running
 handlers ``[worker] grace`` seconds, and release what is left so another worker
 takes it at once. Nothing acknowledged is lost: it is already in the store.
+
+With ``[store] retention`` set, the process that runs workers also purges finished
+events older than that, every :data:`RETENTION_INTERVAL` seconds
+(:func:`run_retention`).
 """
 
 from __future__ import annotations
@@ -12,18 +16,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING
 
+from .clock import Clock, system_clock
 from .config import Settings, SourceSettings, StoreSettings
+from .durations import format_duration
 from .events import Event
 
 if TYPE_CHECKING:
     from .app import Hookwise
+    from .store import Store
 
-__all__ = ["DEMO_SECRET", "demo_app", "run_worker", "serve"]
+__all__ = [
+    "DEMO_SECRET",
+    "RETENTION_FIRST_RUN",
+    "RETENTION_INTERVAL",
+    "demo_app",
+    "run_retention",
+    "run_worker",
+    "serve",
+]
 
 log = logging.getLogger("hookwise")
 
@@ -64,6 +80,86 @@ Half a millisecond measured best in ``bench/ingest.py`` (about +20% throughput
 against 5 ms, ahead of 0.2 and 1 ms). The loop is only ever asked to give the GIL
 up when another thread is waiting for it, so a lone loop runs as before.
 """
+
+
+RETENTION_INTERVAL = 600.0
+"""Seconds between two purges of old finished events."""
+
+RETENTION_FIRST_RUN = 60.0
+"""Seconds after start before the first purge: a starting process has better things
+to do, and a crash loop should not purge on every start."""
+
+RETENTION_JITTER = 0.25
+"""Each wait is stretched or shrunk at random by up to this fraction, so processes
+started together (a deploy) don't all purge at the same moment."""
+
+
+async def run_retention(
+    store: Store,
+    retention: float,
+    *,
+    interval: float = RETENTION_INTERVAL,
+    first_run: float = RETENTION_FIRST_RUN,
+    clock: Clock = system_clock,
+    rand: Callable[[], float] = random.random,
+    logger: logging.Logger | None = None,
+) -> None:
+    """Purge finished events received more than ``retention`` seconds ago, the first
+    time ``first_run`` seconds from now and then every ``interval`` seconds (each
+    with jitter), until cancelled.
+
+    >>> task = asyncio.create_task(run_retention(store, retention=30 * 86400))
+
+    A failed purge is logged and tried again at the next round; it never ends the loop.
+    """
+    log_ = logger if logger is not None else log
+    wait = first_run
+    while True:
+        await asyncio.sleep(wait * (1 + RETENTION_JITTER * (2 * rand() - 1)))
+        wait = interval
+        try:
+            deleted = await store.purge(before=clock.now() - retention)
+        except Exception:
+            log_.exception(
+                "retention: purging events older than %s failed; trying again in %s",
+                format_duration(retention),
+                format_duration(interval),
+            )
+            continue
+        log_.log(
+            logging.INFO if deleted else logging.DEBUG,
+            "retention: purged %d finished event%s older than %s",
+            deleted,
+            "" if deleted == 1 else "s",
+            format_duration(retention),
+        )
+
+
+@contextlib.asynccontextmanager
+async def _retention(hw: Hookwise, store: Store) -> AsyncIterator[None]:
+    """Run :func:`run_retention` for the block when ``[store] retention`` is set."""
+    retention = hw.settings.store.retention
+    if retention is None:
+        yield
+        return
+    log.info(
+        "retention: finished events are purged %s after they arrive", format_duration(retention)
+    )
+    task = asyncio.create_task(
+        run_retention(
+            store,
+            retention,
+            interval=RETENTION_INTERVAL,
+            first_run=RETENTION_FIRST_RUN,
+            clock=hw.clock,
+        ),
+        name="hookwise-retention",
+    )
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def _configure_logging(level: str) -> None:
@@ -160,12 +256,13 @@ async def _serve(
         with _signals(loop, on_signal):
             worker_tasks = [asyncio.create_task(w.run(stop)) for w in runners]
             serving = asyncio.create_task(server.serve())
-            try:
-                await serving
-            finally:
-                stop.set()
-                if worker_tasks:
-                    await asyncio.gather(*worker_tasks, return_exceptions=True)
+            async with _retention(hw, store) if runners else contextlib.nullcontext():
+                try:
+                    await serving
+                finally:
+                    stop.set()
+                    if worker_tasks:
+                        await asyncio.gather(*worker_tasks, return_exceptions=True)
     log.info("hookwise stopped")
 
 
@@ -189,5 +286,6 @@ async def _run_worker(hw: Hookwise, concurrency: int | None) -> None:
                 len(hw.handlers),
                 ", ".join(hw.handlers.names()) or "(none)",
             )
-            await worker.run(stop)
+            async with _retention(hw, store):
+                await worker.run(stop)
     log.info("worker stopped")

@@ -5,7 +5,8 @@
     claim a batch (under a lease) ──▶ run handlers ──▶ decide() ──▶ settle a batch (fenced)
           ▲                          async: on the loop
           │                          sync:  in a bounded thread pool
-          └── wake() or poll_interval, or at once when the last batch was full
+          └── wake() (the store's subscription) or poll_interval, or at once when the
+              last batch was full
 
 Each claim carries a ``fence``. While a handler runs, a background task extends the
 leases this worker holds every ``lease / 3`` seconds. If the worker stalls or dies,
@@ -292,7 +293,8 @@ class Worker:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def wake(self) -> None:
-        """Claim now instead of at the next poll: something was appended.
+        """Claim now instead of at the next poll: new work may be due. :meth:`run`
+        subscribes it to the store; call it yourself for other signals.
 
         Safe to call from any thread, and before :meth:`run` starts.
         """
@@ -318,9 +320,17 @@ class Worker:
         """Claim and run until ``stop`` is set, then shut down gracefully: stop claiming,
         give running handlers ``settings.grace`` seconds, cancel the rest, settle what
         finished and release the leases of what did not (another worker takes them at
-        once). Cancelling this coroutine shuts down the same way without the grace."""
+        once). Cancelling this coroutine shuts down the same way without the grace.
+
+        While it runs, the worker is subscribed to the store, so new work (an append,
+        a replay, a dead-letter retry) wakes it at once instead of at the next poll."""
         self._enter()
         stop = stop if stop is not None else asyncio.Event()
+        try:
+            unsubscribe = self.store.subscribe(self.wake)
+        except BaseException:
+            self._busy = False
+            raise
         extender = asyncio.create_task(self._extend_forever(), name="hookwise-lease-extender")
         settler = asyncio.create_task(self._settle_forever(), name="hookwise-settler")
         graceful = False
@@ -328,6 +338,7 @@ class Worker:
             await self._claim_loop(stop)
             graceful = True
         finally:
+            unsubscribe()
             try:
                 await self._shutdown(
                     grace=self.settings.grace if graceful else 0.0,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -239,3 +241,156 @@ def test_help_does_not_import_the_server_or_the_http_client() -> None:
         check=True,
     )
     assert completed.stdout.strip() == "[]", completed.stderr
+
+
+# -- purge and dlq discard --------------------------------------------------------------------
+
+DAY = 86_400.0
+
+
+def seed(db: Path, events: list[tuple[str, str, str, float]]) -> dict[str, int]:
+    """Store ``(key, source, status, age_seconds)`` events in the project's database, each
+    with one delivery of handler ``on_event`` brought to ``status`` (done or dead).
+    Returns the delivery id of each key."""
+    from hookwise.events import NewEvent
+    from hookwise.store import Settlement, SQLiteStore
+
+    async def work() -> dict[str, int]:
+        ids: dict[str, int] = {}
+        async with SQLiteStore(str(db)) as store:
+            for key, source, status, age in events:
+                received = time.time() - age
+                event = NewEvent(
+                    source=source, dedup_key=key, type="t", body=b"{}", received_at=received
+                )
+                await store.append(event, ["on_event"])
+                [claim] = await store.claim("seed", limit=1, lease=60, now=received)
+                outcome = "done" if status == "done" else "dead"
+                settlement = Settlement(
+                    delivery_id=claim.delivery_id,
+                    fence=claim.fence,
+                    owner="seed",
+                    outcome=outcome,
+                    started_at=received,
+                    finished_at=received + 1,
+                    error=None if outcome == "done" else "boom",
+                )
+                assert await store.settle([settlement]) == [True]
+                ids[key] = claim.delivery_id
+        return ids
+
+    return asyncio.run(work())
+
+
+def stored_keys(shell: Shell) -> set[str]:
+    result = shell("events", "list", "--json")
+    assert result.code == 0, result
+    return {row["id"] for row in result.json()}
+
+
+def test_purge_deletes_old_finished_events_and_keeps_dead_letters(
+    initialized: Shell, project: Path
+) -> None:
+    seed(
+        project / "hookwise.db",
+        [
+            ("old-1", "demo", "done", 3 * DAY),
+            ("old-2", "demo", "done", 2 * DAY),
+            ("old-dead", "demo", "dead", 3 * DAY),
+            ("recent", "demo", "done", 60.0),
+        ],
+    )
+    result = initialized("purge", "--older-than", "1d")
+    assert result.code == 0, result
+    assert "deleted 2 finished events" in result.stdout
+    assert "dead letters" in result.stdout
+    assert stored_keys(initialized) == {"old-dead", "recent"}
+
+    again = initialized("purge", "--older-than", "1d", "--json")
+    assert again.code == 0, again
+    document = again.json()
+    assert document["deleted"] == 0
+    assert document["before"].endswith("Z")
+
+
+def test_purge_defaults_to_the_configured_retention(initialized: Shell, project: Path) -> None:
+    config = project / "hookwise.toml"
+    config.write_text(config.read_text().replace("[server]", 'retention = "2d"\n\n[server]', 1))
+    seed(
+        project / "hookwise.db",
+        [("old", "demo", "done", 3 * DAY), ("young", "demo", "done", 1 * DAY)],
+    )
+    result = initialized("purge")
+    assert result.code == 0, result
+    assert "deleted 1 finished event " in result.stdout
+    assert stored_keys(initialized) == {"young"}
+
+
+def test_purge_without_an_age_says_how_to_give_one(initialized: Shell) -> None:
+    result = initialized("purge")
+    assert result.code == 2, result
+    assert "--older-than" in result.stderr and 'retention = "30d"' in result.stderr
+    assert "hookwise.toml" in result.stderr
+    assert_no_traceback(result)
+
+
+def test_purge_refuses_an_age_too_recent_or_malformed(initialized: Shell) -> None:
+    for age, reason in (("10m", "1h or more"), ("soon", "not a duration")):
+        result = initialized("purge", "--older-than", age)
+        assert result.code == 2, result
+        assert "--older-than" in result.output and reason in result.output
+        assert_no_traceback(result)
+
+
+def test_dlq_discard_gives_up_on_dead_letters(initialized: Shell, project: Path) -> None:
+    ids = seed(
+        project / "hookwise.db",
+        [
+            ("a", "demo", "dead", 3 * DAY),
+            ("b", "demo", "dead", 3 * DAY),
+            ("c", "other", "dead", 3 * DAY),
+            ("fine", "demo", "done", 3 * DAY),
+        ],
+    )
+    result = initialized("dlq", "discard", str(ids["a"]), str(ids["fine"]))
+    assert result.code == 0, result
+    assert "discarded 1 dead letter;" in result.stdout
+    assert "1 of the ids given are not dead letters" in result.stderr
+    dead = initialized("dlq", "list", "--json").json()
+    assert sorted(row["id"] for row in dead) == sorted([ids["b"], ids["c"]])
+
+    result = initialized("dlq", "discard", "--all", "--source", "other")
+    assert result.code == 0, result
+    assert "discarded 1 dead letter;" in result.stdout
+    assert [row["id"] for row in initialized("dlq", "list", "--json").json()] == [ids["b"]]
+
+    shown = initialized("events", "show", "1", "--json").json()
+    [delivery] = shown["deliveries"]
+    assert (delivery["status"], delivery["last_error"]) == ("skipped", "discarded")
+    assert len(delivery["attempts_history"]) == 1, "the history is kept"
+
+    purged = initialized("purge", "--older-than", "1d")
+    assert purged.code == 0, purged
+    assert "deleted 3 finished events" in purged.stdout
+    assert stored_keys(initialized) == {"b"}
+
+
+def test_dlq_discard_needs_ids_or_all(initialized: Shell) -> None:
+    for args in (["dlq", "discard"], ["dlq", "discard", "3", "--all"]):
+        result = initialized(*args)
+        assert result.code == 2, result
+        assert "--all" in result.output
+        assert_no_traceback(result)
+
+
+def test_purge_and_discard_explain_themselves(hookwise: Shell) -> None:
+    purge = hookwise("purge", "--help")
+    assert purge.code == 0, purge
+    for phrase in ("finished", "--older-than", "store.retention", "Dead letters", "--config"):
+        assert phrase in purge.stdout, phrase
+    discard = hookwise("dlq", "discard", "--help")
+    assert discard.code == 0, discard
+    for phrase in ("skipped", "discarded", "--all", "--source", "hookwise purge"):
+        assert phrase in discard.stdout, phrase
+    assert "discard" in hookwise("dlq", "--help").stdout
+    assert "purge" in hookwise("--help").stdout

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 
 import pytest
 
@@ -432,6 +434,305 @@ async def test_replay_reschedules_settled_work_and_keeps_history(store: Store) -
     assert replayed.fence == billing.fence + 1
 
 
+# -- discarding dead letters -------------------------------------------------------------------
+
+
+async def test_discard_dead_skips_dead_letters_and_keeps_their_history(store: Store) -> None:
+    first = await _kill(store, "e1", at=T0 + 1)
+    second = await _kill(store, "e2", at=T0 + 2)
+    seq = (await store.append(new_event("e3"), ["billing"])).seq
+    [pending] = await store.deliveries(seq)
+    assert await store.discard_dead([first, pending.id, 424_242], now=T0 + 10) == 1
+    delivery = await store.get_delivery(first)
+    assert delivery is not None
+    assert (delivery.status, delivery.last_error, delivery.updated_at) == (
+        "skipped",
+        "discarded",
+        T0 + 10,
+    )
+    [attempt] = await store.attempts(first)
+    assert attempt.outcome == "dead"
+    assert [d.id for d in await store.list_dead()] == [second]
+    still_pending = await store.get_delivery(pending.id)
+    assert still_pending is not None and still_pending.status == "pending"
+    record = await store.get_event(delivery.event_seq)
+    assert record is not None and record.status == "skipped"
+    assert [c.delivery_id for c in await store.claim("w1", limit=5, lease=LEASE, now=T0 + 20)] == [
+        pending.id
+    ]
+    assert await store.retry_dead([first], now=T0 + 30) == 0, "a discarded letter is not dead"
+
+
+async def test_discard_dead_all_or_by_source(store: Store) -> None:
+    await _kill(store, "e1", source="stripe")
+    github = await _kill(store, "e2", source="github")
+    await _kill(store, "e3", source="stripe")
+    assert await store.discard_dead(None, now=T0 + 5, source="stripe") == 2
+    assert [d.id for d in await store.list_dead()] == [github]
+    assert await store.discard_dead(None, now=T0 + 5) == 1
+    assert await store.list_dead() == []
+    assert await store.discard_dead(None, now=T0 + 5) == 0
+    assert (await store.counts())["skipped"] == 3
+
+
+# -- purge -------------------------------------------------------------------------------------
+
+
+async def _event_in(
+    store: Store, key: str, status: str, *, received_at: float = T0, handlers: int = 1
+) -> int:
+    """Append event ``key`` and bring its deliveries (handlers named after it) to
+    ``status``; returns its seq."""
+    names = [f"{key}-h{n}" for n in range(handlers)]
+    seq = (await store.append(new_event(key, received_at=received_at), names)).seq
+    if status == "pending":
+        return seq
+    now = max(received_at, T0) + 10
+    claims = await store.claim("w1", limit=10, lease=LEASE, now=now, handlers=names)
+    assert len(claims) == len(names)
+    if status == "leased":
+        return seq
+    outcome = {"done": "done", "skipped": "skipped", "dead": "dead", "retrying": "retry"}[status]
+    results = await store.settle(
+        [
+            settled(c.delivery_id, c.fence, outcome, at=now + 1, retry_at=now + 10_000)
+            for c in claims
+        ]
+    )
+    assert all(results)
+    return seq
+
+
+async def test_purge_deletes_finished_old_events_with_their_history(store: Store) -> None:
+    done = await _event_in(store, "done", "done", handlers=2)
+    skipped = await _event_in(store, "skipped", "skipped")
+    bare = (await store.append(new_event("bare"), [])).seq
+    [delivery] = await store.deliveries(skipped)
+    done_ids = [d.id for d in await store.deliveries(done)]
+    assert await store.attempts(delivery.id)
+
+    assert await store.purge(before=T0 + 1) == 3
+    for seq in (done, skipped, bare):
+        assert await store.get_event(seq) is None
+        assert await store.deliveries(seq) == []
+    for delivery_id in [delivery.id, *done_ids]:
+        assert await store.get_delivery(delivery_id) is None
+        assert await store.attempts(delivery_id) == []
+    assert await store.find_event("stripe", "done") is None
+    assert await store.list_events(EventFilter()) == []
+    assert await store.counts() == dict.fromkeys(ALL_STATUSES, 0)
+    assert await store.purge(before=T0 + 1) == 0
+    again = await store.append(new_event("done"), ["h"])
+    assert not again.duplicate, "a purged event is forgotten, dedup key included"
+
+
+async def test_purge_keeps_events_that_still_need_work(store: Store) -> None:
+    kept = {
+        status: await _event_in(store, status, status)
+        for status in ("dead", "retrying", "leased", "pending")
+    }
+    # Finished for one handler, not for the other.
+    mixed = (await store.append(new_event("mixed"), ["a", "b"])).seq
+    [claim] = await store.claim("w1", limit=1, lease=LEASE, now=T0 + 10, handlers=["a"])
+    assert await store.settle([settled(claim.delivery_id, claim.fence, at=T0 + 11)]) == [True]
+    kept["mixed"] = mixed
+    finished = await _event_in(store, "finished", "done")
+
+    assert await store.purge(before=T0 + 1_000_000) == 1
+    assert await store.get_event(finished) is None
+    for name, seq in kept.items():
+        record = await store.get_event(seq)
+        assert record is not None, f"the {name} event was purged"
+        assert len(await store.deliveries(seq)) >= 1
+    [dead] = await store.list_dead()
+    assert len(await store.attempts(dead.id)) == 1
+
+
+async def test_purge_deletes_only_events_received_before_the_cutoff(store: Store) -> None:
+    old = await _event_in(store, "old", "done", received_at=T0)
+    edge = await _event_in(store, "edge", "done", received_at=T0 + 100)
+    new = await _event_in(store, "new", "done", received_at=T0 + 200)
+    assert await store.purge(before=T0 + 100) == 1
+    assert await store.get_event(old) is None
+    assert await store.get_event(edge) is not None, "before is exclusive"
+    assert await store.get_event(new) is not None
+    assert await store.purge(before=T0 + 200.5) == 2
+    assert await store.list_events(EventFilter()) == []
+
+
+async def test_purge_works_through_every_batch(store: Store) -> None:
+    seqs = [await _event_in(store, f"e{i}", "done", received_at=T0 + i) for i in range(5)]
+    assert await store.purge(before=T0 + 100, batch=2) == 5
+    for seq in seqs:
+        assert await store.get_event(seq) is None
+
+
+async def test_purge_in_batches_steps_over_events_it_keeps(store: Store) -> None:
+    statuses = ["done", "dead", "done", "dead", "done", "pending", "done", "done", "dead"]
+    seqs = {
+        f"e{i}": await _event_in(store, f"e{i}", status, received_at=T0 + i)
+        for i, status in enumerate(statuses)
+    }
+    assert await store.purge(before=T0 + 100, batch=2) == statuses.count("done")
+    remaining = {e.dedup_key for e in await store.list_events(EventFilter())}
+    assert remaining == {f"e{i}" for i, status in enumerate(statuses) if status != "done"}
+    assert len(seqs) == len(statuses)
+
+
+async def test_a_discarded_dead_letter_can_be_purged(store: Store) -> None:
+    delivery_id = await _kill(store, "e1")
+    assert await store.purge(before=T0 + 1_000) == 0
+    assert await store.discard_dead([delivery_id], now=T0 + 5) == 1
+    assert await store.purge(before=T0 + 1_000) == 1
+    assert await store.get_delivery(delivery_id) is None
+
+
+# -- subscribe ---------------------------------------------------------------------------------
+
+QUIET = 0.3
+"""Seconds a test waits to see that no wake-up comes (engines that relay wake-ups
+through the database deliver them a little after the commit)."""
+
+
+class Wakes:
+    """A subscriber that counts its calls and remembers the loop it ran on."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.loops: set[asyncio.AbstractEventLoop] = set()
+        self._changed = asyncio.Event()
+
+    def __call__(self) -> None:
+        self.count += 1
+        self.loops.add(asyncio.get_running_loop())
+        self._changed.set()
+
+    async def wait(self, within: float = 10.0) -> None:
+        """Until at least one call since the last :meth:`reset`."""
+        async with asyncio.timeout(within):
+            while self.count == 0:
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def none_within(self, seconds: float = QUIET) -> bool:
+        await asyncio.sleep(seconds)
+        return self.count == 0
+
+    def reset(self) -> None:
+        self.count = 0
+
+
+async def test_subscribers_hear_of_appends_that_create_deliveries(store: Store) -> None:
+    wakes = Wakes()
+    unsubscribe = store.subscribe(wakes)
+    try:
+        await store.append(new_event("e1"), ["billing"])
+        await wakes.wait()
+        assert wakes.loops == {asyncio.get_running_loop()}
+        wakes.reset()
+        assert (await store.append(new_event("e1"), ["billing"])).duplicate
+        await store.append(new_event("nobody"), [])
+        assert await wakes.none_within(), "a duplicate or an unhandled event is no new work"
+    finally:
+        unsubscribe()
+
+
+async def test_subscribers_hear_of_replays_and_retried_dead_letters(store: Store) -> None:
+    delivery_id = await _kill(store, "e1")
+    wakes = Wakes()
+    unsubscribe = store.subscribe(wakes)
+    try:
+        await asyncio.sleep(QUIET)  # a hint of the append above may still be on its way
+        wakes.reset()
+        assert await store.replay([999_999], ["audit"], now=T0 + 5) == 0
+        assert await store.retry_dead([424_242], now=T0 + 5) == 0
+        assert await wakes.none_within(), "nothing was scheduled"
+        assert await store.retry_dead([delivery_id], now=T0 + 5) == 1
+        await wakes.wait()
+        wakes.reset()
+        delivery = await store.get_delivery(delivery_id)
+        assert delivery is not None
+        assert await store.replay([delivery.event_seq], ["audit"], now=T0 + 6) == 1
+        await wakes.wait()
+    finally:
+        unsubscribe()
+
+
+async def test_unsubscribe_stops_the_calls(store: Store) -> None:
+    kept, dropped = Wakes(), Wakes()
+    unsubscribe_kept = store.subscribe(kept)
+    unsubscribe_dropped = store.subscribe(dropped)
+    unsubscribe_dropped()
+    unsubscribe_dropped()  # twice is harmless
+    try:
+        await store.append(new_event("e1"), ["billing"])
+        await kept.wait()
+        assert await dropped.none_within()
+    finally:
+        unsubscribe_kept()
+    kept.reset()
+    await store.append(new_event("e2"), ["billing"])
+    assert await kept.none_within()
+
+
+async def test_a_subscriber_runs_on_the_loop_it_subscribed_from(store: Store) -> None:
+    ready = threading.Event()
+    done = threading.Event()
+    seen: list[tuple[asyncio.AbstractEventLoop, asyncio.AbstractEventLoop]] = []
+
+    async def elsewhere() -> None:
+        loop = asyncio.get_running_loop()
+        woken = asyncio.Event()
+
+        def on_wake() -> None:
+            seen.append((loop, asyncio.get_running_loop()))
+            woken.set()
+
+        unsubscribe = store.subscribe(on_wake)
+        ready.set()
+        try:
+            async with asyncio.timeout(10):
+                await woken.wait()
+        finally:
+            unsubscribe()
+            done.set()
+
+    thread = threading.Thread(target=asyncio.run, args=(elsewhere(),))
+    thread.start()
+    try:
+        assert await asyncio.to_thread(ready.wait, 10)
+        await store.append(new_event("e1"), ["billing"])
+        assert await asyncio.to_thread(done.wait, 10)
+    finally:
+        await asyncio.to_thread(thread.join, 10)
+    assert len(seen) >= 1
+    subscribed_on, ran_on = seen[0]
+    assert ran_on is subscribed_on
+    assert ran_on is not asyncio.get_running_loop()
+
+
+async def test_a_failing_subscriber_is_logged_and_does_not_stop_the_others(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("subscriber bug")
+
+    wakes = Wakes()
+    unsubscribe_broken = store.subscribe(broken)
+    unsubscribe = store.subscribe(wakes)
+    try:
+        with caplog.at_level(logging.ERROR):
+            result = await store.append(new_event("e1"), ["billing"])
+            await wakes.wait()
+    finally:
+        unsubscribe()
+        unsubscribe_broken()
+    assert not result.duplicate
+    assert await store.get_event(result.seq) is not None
+    failures = [r for r in caplog.records if r.exc_info and "subscriber bug" in str(r.exc_info[1])]
+    assert failures, caplog.text
+
+
 # -- reads -----------------------------------------------------------------------------------
 
 
@@ -508,7 +809,6 @@ def test_open_store_dispatches_on_the_url(tmp_path) -> None:
         ("sqlite:///:memory:", "memory://"),
         ("sqlite://relative.db", "three slashes"),
         ("sqlite:///", "memory://"),
-        ("postgresql://localhost/hookwise", "postgres extra"),
         ("redis://localhost", "unknown scheme"),
         ("hookwise.db", "no scheme"),
     ],

@@ -27,6 +27,8 @@ from hookwise.store import MemoryStore, Settlement, Store, open_store
 from hookwise.store._base import Claim, DeliveryRecord
 from hookwise.worker import Worker
 
+from ._postgres import pg_schema
+
 NOW = 1_700_000_000.0
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -35,8 +37,13 @@ def half() -> float:
     return 0.5
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "postgres":
+        with pg_schema() as url:
+            async with open_store(url) as opened:
+                yield opened
+        return
     url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'x.db'}"
     async with open_store(url) as opened:
         yield opened

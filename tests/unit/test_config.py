@@ -477,3 +477,62 @@ def test_a_secret_value_never_appears_in_an_error(tmp_path: Path) -> None:
         tmp_path, f'[sources.demo]\nprovider = "standard"\nsecrets = "{literal}"\n'
     )
     assert literal not in str(error)
+
+
+# -- retention ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "seconds"),
+    [
+        ('"30d"', 30 * 86400.0),
+        ('"1h"', 3600.0),
+        ('"2w"', 14 * 86400.0),
+        ("7200", 7200.0),
+        ('"forever"', None),
+    ],
+)
+def test_retention_is_a_duration_or_forever(
+    tmp_path: Path, written: str, seconds: float | None
+) -> None:
+    settings = load(tmp_path, f"[store]\nretention = {written}\n")
+    assert settings.store.retention == seconds
+
+
+def test_without_retention_everything_is_kept(tmp_path: Path) -> None:
+    assert load(tmp_path, "[store]\n").store.retention is None
+    assert StoreSettings(url="memory://").retention is None
+
+
+def test_a_retention_under_an_hour_is_refused_with_the_reason(tmp_path: Path) -> None:
+    error = config_error(tmp_path, '[store]\nretention = "10m"\n')
+    assert error.key == "store.retention"
+    assert "redeliver" in error.problem and "'10m'" in error.problem
+    assert "forever" in (error.fix or "") and '"30d"' in (error.fix or "")
+
+
+@pytest.mark.parametrize(
+    ("written", "problem"),
+    [
+        ('"a month"', "not a duration"),
+        ("-86400", "negative"),
+        ("0", "longer than zero"),
+        ("true", "expected a duration"),
+        ('["30d"]', "expected a duration"),
+    ],
+)
+def test_a_malformed_retention_is_one_clear_error(
+    tmp_path: Path, written: str, problem: str
+) -> None:
+    error = config_error(tmp_path, f"[store]\nretention = {written}\n")
+    assert error.key == "store.retention"
+    assert problem in error.problem
+    assert '"3d"' in (error.fix or "")
+
+
+def test_pool_size_is_read_and_checked(tmp_path: Path) -> None:
+    assert load(tmp_path, "[store]\n").store.pool_size == 10
+    assert load(tmp_path, "[store]\npool_size = 4\n").store.pool_size == 4
+    error = config_error(tmp_path, "[store]\npool_size = 1\n")
+    assert error.key == "store.pool_size"
+    assert "at least 2" in str(error)

@@ -13,7 +13,7 @@ the clock itself, so tests control time.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal, Protocol, Self, runtime_checkable
@@ -256,3 +256,27 @@ class Store(Protocol):
         pending now with a fresh attempt budget (history kept); a handler without a
         delivery for the event gets one. A delivery currently leased is left alone.
         Returns how many deliveries were scheduled."""
+
+    async def discard_dead(
+        self, delivery_ids: Sequence[int] | None, *, now: float, source: str | None = None
+    ) -> int:
+        """Give up on dead letters: they become ``skipped`` with the error
+        ``"discarded"`` (their history stays), so retention may purge their events.
+        ``None`` means every dead delivery (of ``source`` if given). Returns how many."""
+
+    # -- housekeeping -------------------------------------------------------------------
+
+    async def purge(self, *, before: float, batch: int = 500) -> int:
+        """Delete finished events received before ``before``, with their deliveries
+        and attempts. Finished means every delivery is ``done`` or ``skipped`` (or the
+        event has none); an event with a delivery pending, leased, retrying or dead is
+        kept. Works in transactions of at most ``batch`` events, so no lock is held
+        for long, and concurrent purges (several workers) don't wait on each other.
+        Returns how many events were deleted."""
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` on the subscribing event loop whenever new work may be
+        due: an append that created deliveries, a replay or a dead-letter retry. The
+        in-process engines see their own process's writes; PostgreSQL relays every
+        process's through ``LISTEN/NOTIFY``. Wake-ups are hints (workers still poll);
+        several may be merged into one. Returns a function that unsubscribes."""

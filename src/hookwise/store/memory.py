@@ -3,12 +3,17 @@
 It keeps exactly the promises of the SQLite and PostgreSQL stores (dedup on
 ``(source, dedup_key)``, leases with fencing, statuses and attempt history), so it
 is what tests and ``hookwise.testing`` use.
+
+:class:`Subscribers` (who wants to hear that new work may be due) lives here too:
+the SQLite store shares it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from types import TracebackType
@@ -28,9 +33,18 @@ from ._base import (
     Settlement,
 )
 
-__all__ = ["MemoryStore"]
+__all__ = ["MemoryStore", "Subscribers", "call_subscribers"]
 
 MEMORY_URL = "memory://"
+
+FINISHED_STATUSES = frozenset({"done", "skipped"})
+"""A delivery in one of these needs nothing more; an event whose deliveries all are
+(or that has none) may be purged."""
+
+DISCARDED = "discarded"
+"""The error a discarded dead letter is left with."""
+
+_log = logging.getLogger("hookwise.store")
 
 DELIVERY_STATUSES: tuple[DeliveryStatus, ...] = get_args(DeliveryStatus)
 
@@ -88,6 +102,87 @@ class _Delivery:
         self.updated_at = now
 
 
+class Subscribers:
+    """Callbacks that want to hear that new work may be due, grouped by the event
+    loop each one subscribed from (the loop it must run on).
+
+    >>> subscribers = Subscribers()
+    >>> unsubscribe = subscribers.add(worker.wake)   # from a coroutine
+    >>> subscribers.notify()                         # after a commit, from any coroutine
+
+    :attr:`by_loop` is replaced, never changed in place, so another thread (the
+    SQLite writer) may read it without taking the lock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: tuple[_Subscription, ...] = ()
+        self.by_loop: Mapping[asyncio.AbstractEventLoop, tuple[Callable[[], None], ...]] = {}
+
+    def add(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Subscribe ``callback`` on the running loop; returns the function that
+        unsubscribes it (calling that twice is harmless)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "subscribe() needs a running event loop: call it from a coroutine, "
+                "on the loop the callback should run on"
+            ) from None
+        entry = _Subscription(loop, callback)
+        with self._lock:
+            self._entries = (*self._entries, entry)
+            self._regroup()
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._entries = tuple(e for e in self._entries if e is not entry)
+                self._regroup()
+
+        return unsubscribe
+
+    def _regroup(self) -> None:
+        grouped: dict[asyncio.AbstractEventLoop, tuple[Callable[[], None], ...]] = {}
+        for entry in self._entries:
+            grouped[entry.loop] = (*grouped.get(entry.loop, ()), entry.callback)
+        self.by_loop = grouped
+
+    def notify(self) -> None:
+        """Schedule every callback on its own loop: one wake-up per other loop; on the
+        loop this runs on, the callbacks just run at its next turn."""
+        by_loop = self.by_loop
+        if not by_loop:
+            return
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        for loop, callbacks in by_loop.items():
+            try:
+                if loop is current:
+                    loop.call_soon(call_subscribers, callbacks)
+                else:
+                    loop.call_soon_threadsafe(call_subscribers, callbacks)
+            except RuntimeError:
+                pass  # that loop is closed; nobody is left to wake
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Subscription:
+    loop: asyncio.AbstractEventLoop
+    callback: Callable[[], None]
+
+
+def call_subscribers(callbacks: Iterable[Callable[[], None]]) -> None:
+    """Run subscriber callbacks (on their loop); one that fails is logged, and the
+    others still run."""
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            _log.exception("a store subscriber (%r) failed", callback)
+
+
 class MemoryStore:
     """The whole store in a few dicts, guarded by one lock.
 
@@ -110,6 +205,7 @@ class MemoryStore:
         self._next_seq = 1
         self._next_delivery_id = 1
         self._next_attempt_id = 1
+        self._subscribers = Subscribers()
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -162,7 +258,9 @@ class MemoryStore:
             self._by_event[seq] = []
             for handler in dict.fromkeys(handlers):
                 self._add_delivery(seq, handler, due=event.received_at)
-            return AppendResult(seq=seq, duplicate=False)
+        if handlers:
+            self._subscribers.notify()
+        return AppendResult(seq=seq, duplicate=False)
 
     def _add_delivery(self, seq: int, handler: str, *, due: float) -> _Delivery:
         delivery = _Delivery(
@@ -391,25 +489,14 @@ class MemoryStore:
         self, delivery_ids: Sequence[int] | None, *, now: float, source: str | None = None
     ) -> int:
         self._check_open()
+        scheduled = 0
         with self._lock:
-            candidates: Iterable[_Delivery]
-            if delivery_ids is None:
-                candidates = list(self._deliveries.values())
-            else:
-                candidates = [
-                    self._deliveries[i]
-                    for i in dict.fromkeys(delivery_ids)
-                    if i in self._deliveries
-                ]
-            scheduled = 0
-            for delivery in candidates:
-                if delivery.status != "dead":
-                    continue
-                if source is not None and self._events[delivery.event_seq].source != source:
-                    continue
+            for delivery in self._dead(delivery_ids, source):
                 delivery.schedule(now)
                 scheduled += 1
-            return scheduled
+        if scheduled:
+            self._subscribers.notify()
+        return scheduled
 
     async def replay(
         self, event_seqs: Sequence[int], handlers: Sequence[str], *, now: float
@@ -432,7 +519,67 @@ class MemoryStore:
                     else:
                         delivery.schedule(now)
                     scheduled += 1
+        if scheduled:
+            self._subscribers.notify()
         return scheduled
+
+    async def discard_dead(
+        self, delivery_ids: Sequence[int] | None, *, now: float, source: str | None = None
+    ) -> int:
+        self._check_open()
+        discarded = 0
+        with self._lock:
+            for delivery in self._dead(delivery_ids, source):
+                delivery.status = "skipped"
+                delivery.last_error = DISCARDED
+                delivery.next_attempt_at = None
+                delivery.updated_at = now
+                discarded += 1
+        return discarded
+
+    def _dead(self, delivery_ids: Sequence[int] | None, source: str | None) -> list[_Delivery]:
+        """The dead deliveries among ``delivery_ids`` (all when None), of ``source``."""
+        candidates: Iterable[_Delivery]
+        if delivery_ids is None:
+            candidates = self._deliveries.values()
+        else:
+            found = (self._deliveries.get(i) for i in dict.fromkeys(delivery_ids))
+            candidates = [d for d in found if d is not None]
+        return [
+            d
+            for d in candidates
+            if d.status == "dead" and (source is None or self._events[d.event_seq].source == source)
+        ]
+
+    # -- housekeeping -------------------------------------------------------------------
+
+    async def purge(self, *, before: float, batch: int = 500) -> int:
+        self._check_open()
+        if batch < 1:
+            raise ValueError(f"purge batch must be at least 1, not {batch}")
+        with self._lock:
+            old = [seq for seq, record in self._events.items() if record.received_at < before]
+        deleted = 0
+        for start in range(0, len(old), batch):
+            with self._lock:
+                for seq in old[start : start + batch]:
+                    if seq in self._events and self._finished(seq):
+                        self._delete_event(seq)
+                        deleted += 1
+            await asyncio.sleep(0)  # let other work in between batches, as the engines do
+        return deleted
+
+    def _finished(self, seq: int) -> bool:
+        return all(self._deliveries[i].status in FINISHED_STATUSES for i in self._by_event[seq])
+
+    def _delete_event(self, seq: int) -> None:
+        for delivery_id in self._by_event.pop(seq):
+            del self._deliveries[delivery_id]
+        record = self._events.pop(seq)
+        del self._seq_by_key[(record.source, record.dedup_key)]
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        return self._subscribers.add(callback)
 
     # -- records ------------------------------------------------------------------------
 

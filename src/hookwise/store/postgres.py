@@ -38,7 +38,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..config import StoreSettings
 from ..errors import StoreError, StoreNotOpen, StoreOverloaded, StoreUnavailable
-from ..events import Event, NewEvent
+from ..events import NewEvent
 from ._base import (
     AppendResult,
     AttemptRecord,
@@ -48,6 +48,9 @@ from ._base import (
     EventRecord,
     Settlement,
 )
+from ._rows import claim_record as _claim
+from ._rows import delivery_record as _delivery_record
+from ._rows import event_record as _event_record
 from ._sql import split_statements, sql_for
 from .memory import DELIVERY_STATUSES
 from .sqlite import headers_json
@@ -460,7 +463,7 @@ class PostgresStore:
                 "handlers": None if handlers is None else sorted(handlers),
             },
         )
-        return [_claim(row) for row in rows]
+        return [_claim(row, row) for row in rows]
 
     async def extend(
         self, owner: str, leases: Sequence[tuple[int, int]], *, until: float
@@ -678,13 +681,12 @@ class PostgresStore:
     def _wake_subscribers(self) -> None:
         here = asyncio.get_running_loop()
         for callback, loop in list(self._subscribers):
-            try:
-                if loop is here:
-                    callback()
-                else:
+            if loop is not here:
+                with contextlib.suppress(RuntimeError):  # that loop is gone
                     loop.call_soon_threadsafe(callback)
-            except RuntimeError:
-                pass  # that loop is gone
+                continue
+            try:
+                callback()
             except Exception:
                 log.exception("a wake-up subscriber failed")
 
@@ -818,67 +820,3 @@ def _errors(what: str, url: str) -> Any:
         raise _unavailable(exc, what, url) from exc
     except psycopg.errors.QueryCanceled as exc:
         raise _unavailable(exc, what, url) from exc
-
-
-def _headers(text: str) -> tuple[tuple[str, str], ...]:
-    import json
-
-    return tuple((str(name), str(value)) for name, value in json.loads(text))
-
-
-def _event_record(row: Row) -> EventRecord:
-    return EventRecord(
-        seq=row["seq"],
-        source=row["source"],
-        dedup_key=row["dedup_key"],
-        type=row["type"],
-        ordering_key=row["ordering_key"],
-        occurred_at=row["occurred_at"],
-        received_at=row["received_at"],
-        intake=row["intake"],
-        headers=_headers(row["headers"]),
-        body=bytes(row["body"]),
-        status=row["status"],
-    )
-
-
-def _delivery_record(row: Row) -> DeliveryRecord:
-    return DeliveryRecord(
-        id=row["id"],
-        event_seq=row["event_seq"],
-        handler=row["handler"],
-        status=row["status"],
-        attempts=row["attempts"],
-        next_attempt_at=row["next_attempt_at"],
-        lease_owner=row["lease_owner"],
-        lease_expires_at=row["lease_expires_at"],
-        fence=row["fence"],
-        last_error=row["last_error"],
-        updated_at=row["updated_at"],
-        source=row["source"],
-        event_type=row["event_type"],
-        dedup_key=row["dedup_key"],
-    )
-
-
-def _claim(row: Row) -> Claim:
-    return Claim(
-        delivery_id=row["id"],
-        handler=row["handler"],
-        fence=row["fence"],
-        attempt=row["attempts"],
-        lease_expires_at=row["lease_expires_at"],
-        event=Event(
-            id=row["dedup_key"],
-            source=row["source"],
-            type=row["type"],
-            body=bytes(row["body"]),
-            headers=dict(_headers(row["headers"])),
-            ordering_key=row["ordering_key"],
-            occurred_at=row["occurred_at"],
-            received_at=row["received_at"],
-            intake=row["intake"],
-            attempt=row["attempts"],
-            seq=row["seq"],
-        ),
-    )

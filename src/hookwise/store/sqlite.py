@@ -9,6 +9,10 @@ event is on disk. Reads use their own connections, off the event loop.
 
 Why one writer: SQLite lets one connection write at a time anyway, and a queue in
 the process is cheaper and fairer than many connections spinning on the file lock.
+
+Subscribers (:meth:`SQLiteStore.subscribe`, how a worker in the same process hears of
+new work at once) are told by the writer after the commit, in the same wake-up of
+their loop that answers the appends waiting there: no system call is added per append.
 """
 
 from __future__ import annotations
@@ -20,16 +24,17 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from json.encoder import encode_basestring_ascii as _json_string
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
 from ..config import StoreSettings
 from ..errors import StoreError, StoreNotOpen, StoreOverloaded, StoreUnavailable
-from ..events import Event, NewEvent
+from ..events import NewEvent
 from ._base import (
     AppendResult,
     AttemptRecord,
@@ -39,8 +44,11 @@ from ._base import (
     EventRecord,
     Settlement,
 )
+from ._rows import claim_record as _claim
+from ._rows import delivery_record as _delivery_record
+from ._rows import event_record as _event_record
 from ._sql import split_statements, sql_for
-from .memory import DELIVERY_STATUSES
+from .memory import DELIVERY_STATUSES, DISCARDED, Subscribers, call_subscribers
 
 __all__ = ["SQLiteStore", "WriterStats"]
 
@@ -93,23 +101,45 @@ class _Waiter:
             pass
 
 
-def _resolve_all(outcomes: Sequence[tuple[_Waiter, object]]) -> None:
+_Wake = Mapping[asyncio.AbstractEventLoop, Sequence[Callable[[], None]]]
+"""Subscriber callbacks to run after a commit, by the loop each must run on."""
+
+
+def _resolve_all(outcomes: Sequence[tuple[_Waiter, object]], wake: _Wake | None = None) -> None:
     """Answer many waiters with one wake-up per event loop, not one per waiter: under
-    load a batch holds hundreds of requests, and each wake-up is a system call."""
+    load a batch holds hundreds of requests, and each wake-up is a system call.
+
+    ``wake``'s callbacks ride along with the answers for their loop; a loop with
+    subscribers but no waiter in this batch gets a wake-up of its own.
+    """
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], object]]] = {}
     for waiter, value in outcomes:
         by_loop.setdefault(waiter.loop, []).append((waiter.future, value))
     for loop, pairs in by_loop.items():
+        callbacks = wake.get(loop, ()) if wake else ()
         try:
-            loop.call_soon_threadsafe(_set_results, pairs)
+            loop.call_soon_threadsafe(_set_results, pairs, callbacks)
         except RuntimeError:
             pass  # that loop is gone; nobody is left to tell
+    if wake:
+        for loop, callbacks in wake.items():
+            if loop in by_loop:
+                continue
+            try:
+                loop.call_soon_threadsafe(call_subscribers, callbacks)
+            except RuntimeError:
+                pass  # that loop is gone; nobody is left to wake
 
 
-def _set_results(pairs: Sequence[tuple[asyncio.Future[Any], object]]) -> None:
+def _set_results(
+    pairs: Sequence[tuple[asyncio.Future[Any], object]],
+    callbacks: Sequence[Callable[[], None]] = (),
+) -> None:
     for future, value in pairs:
         if not future.done():
             future.set_result(value)
+    if callbacks:
+        call_subscribers(callbacks)
 
 
 def _set_result(future: asyncio.Future[Any], value: object) -> None:
@@ -141,6 +171,9 @@ class _WriteJob:
     waiter: _Waiter
     in_transaction: bool = True
     """False for work that runs its own transactions (migrations)."""
+    wakes: bool = False
+    """Tell subscribers after the commit when the work returns a count above zero
+    (replay, retry of dead letters: new work is due)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +213,7 @@ class SQLiteStore:
         self._appended = 0
         self._largest_batch = 0
         self._writer_broken = False
+        self._subscribers = Subscribers()
         self.migrations_applied: list[str] = []
         """Versions the last :meth:`open` applied (empty when the file was up to date)."""
 
@@ -383,11 +417,16 @@ class SQLiteStore:
     # -- the writer thread --------------------------------------------------------------
 
     async def _write(
-        self, what: str, work: Callable[[sqlite3.Connection], Any], *, in_transaction: bool = True
+        self,
+        what: str,
+        work: Callable[[sqlite3.Connection], Any],
+        *,
+        in_transaction: bool = True,
+        wakes: bool = False,
     ) -> Any:
         self._check_open()
         waiter = _Waiter()
-        self._jobs.put(_WriteJob(what, work, waiter, in_transaction))
+        self._jobs.put(_WriteJob(what, work, waiter, in_transaction, wakes))
         return await waiter.future
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
@@ -460,7 +499,14 @@ class SQLiteStore:
         self._appended += len(jobs)
         self._largest_batch = max(self._largest_batch, len(jobs))
         self._done_appending(len(jobs))
-        _resolve_all([(job.waiter, result) for job, result in zip(jobs, results, strict=True)])
+        wake = self._subscribers.by_loop
+        if wake and not any(
+            job.handlers and not result.duplicate for job, result in zip(jobs, results, strict=True)
+        ):
+            wake = {}  # nothing new to run: duplicates, or events no handler takes
+        _resolve_all(
+            [(job.waiter, result) for job, result in zip(jobs, results, strict=True)], wake
+        )
 
     def _run_write(self, conn: sqlite3.Connection, job: _WriteJob) -> None:
         try:
@@ -475,7 +521,10 @@ class SQLiteStore:
             self._note_failure(exc)
             job.waiter.fail(exc)
             return
-        job.waiter.resolve(result)
+        if job.wakes and result and self._subscribers.by_loop:
+            _resolve_all([(job.waiter, result)], self._subscribers.by_loop)
+        else:
+            job.waiter.resolve(result)
 
     def _done_appending(self, n: int) -> None:
         with self._pending_lock:
@@ -708,7 +757,7 @@ class SQLiteStore:
         def work(conn: sqlite3.Connection) -> int:
             return conn.execute(_Q["retry_dead"], params).rowcount
 
-        return cast(int, await self._write("retry dead letters", work))
+        return cast(int, await self._write("retry dead letters", work, wakes=True))
 
     async def replay(
         self, event_seqs: Sequence[int], handlers: Sequence[str], *, now: float
@@ -727,7 +776,57 @@ class SQLiteStore:
                         scheduled += 1
             return scheduled
 
-        return cast(int, await self._write("replay events", work))
+        return cast(int, await self._write("replay events", work, wakes=True))
+
+    async def discard_dead(
+        self, delivery_ids: Sequence[int] | None, *, now: float, source: str | None = None
+    ) -> int:
+        self._check_open()
+        params = {
+            "ids": None if delivery_ids is None else json.dumps(list(delivery_ids)),
+            "source": source,
+            "now": now,
+            "error": DISCARDED,
+        }
+
+        def work(conn: sqlite3.Connection) -> int:
+            return conn.execute(_Q["discard_dead"], params).rowcount
+
+        return cast(int, await self._write("discard dead letters", work))
+
+    # -- housekeeping -------------------------------------------------------------------
+
+    async def purge(self, *, before: float, batch: int = 500) -> int:
+        """Delete finished events received before ``before``; see :meth:`Store.purge`.
+
+        Each batch is its own job on the writer thread, so appends queued meanwhile
+        are committed between two batches rather than after the whole purge. Within
+        one call the scan resumes after the last event it deleted: old events that
+        must be kept (dead letters, unfinished work) are read once, not once a batch.
+        """
+        self._check_open()
+        if batch < 1:
+            raise ValueError(f"purge batch must be at least 1, not {batch}")
+        total = 0
+        after = _PURGE_START
+        while True:
+            deleted, after = cast(
+                tuple[int, tuple[float, int]],
+                await self._write(
+                    "purge old events",
+                    partial(_purge_batch, before=before, after=after, batch=batch),
+                ),
+            )
+            total += deleted
+            if deleted < batch:
+                return total
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` on the running loop after this store committed new work:
+        an append that created deliveries, a replay, a retry of dead letters. Writes
+        made through other store objects (or processes) on the same file are not seen;
+        workers poll for those."""
+        return self._subscribers.add(callback)
 
 
 # -- helpers run on the writer thread or a reader thread ------------------------------------
@@ -755,6 +854,33 @@ def _applied(conn: sqlite3.Connection) -> list[str]:
     if conn.execute(_Q["has_schema_migrations"]).fetchone() is None:
         return []
     return [row["version"] for row in conn.execute(_Q["applied_migrations"])]
+
+
+_PURGE_START = (float("-inf"), 0)
+"""A (received_at, seq) position before every event."""
+
+
+def _purge_batch(
+    conn: sqlite3.Connection, *, before: float, after: tuple[float, int], batch: int
+) -> tuple[int, tuple[float, int]]:
+    """Delete up to ``batch`` finished events received before ``before``, oldest first,
+    from after the (received_at, seq) position ``after``. Returns how many were
+    deleted and the position of the last one (where the next batch starts)."""
+    params = {
+        "before": before,
+        "after_received_at": after[0],
+        "after_seq": after[1],
+        "batch": batch,
+    }
+    victims = conn.execute(_Q["purge_candidates"], params).fetchall()
+    if not victims:
+        return 0, after
+    seqs = {"seqs": json.dumps([row["seq"] for row in victims])}
+    conn.execute(_Q["purge_attempts"], seqs)
+    conn.execute(_Q["purge_deliveries"], seqs)
+    deleted: int = conn.execute(_Q["purge_events"], seqs).rowcount
+    last = victims[-1]
+    return deleted, (last["received_at"], last["seq"])
 
 
 def _insert_batch(conn: sqlite3.Connection, jobs: Sequence[_AppendJob]) -> list[AppendResult]:
@@ -886,68 +1012,6 @@ def headers_json(headers: Sequence[tuple[str, str]]) -> str:
             ["[" + _json_string(name) + ", " + _json_string(value) + "]" for name, value in headers]
         )
         + "]"
-    )
-
-
-def _headers(text: str) -> tuple[tuple[str, str], ...]:
-    return tuple((str(name), str(value)) for name, value in json.loads(text))
-
-
-def _event_record(row: sqlite3.Row) -> EventRecord:
-    return EventRecord(
-        seq=row["seq"],
-        source=row["source"],
-        dedup_key=row["dedup_key"],
-        type=row["type"],
-        ordering_key=row["ordering_key"],
-        occurred_at=row["occurred_at"],
-        received_at=row["received_at"],
-        intake=row["intake"],
-        headers=_headers(row["headers"]),
-        body=bytes(row["body"]),
-        status=row["status"],
-    )
-
-
-def _delivery_record(row: sqlite3.Row) -> DeliveryRecord:
-    return DeliveryRecord(
-        id=row["id"],
-        event_seq=row["event_seq"],
-        handler=row["handler"],
-        status=row["status"],
-        attempts=row["attempts"],
-        next_attempt_at=row["next_attempt_at"],
-        lease_owner=row["lease_owner"],
-        lease_expires_at=row["lease_expires_at"],
-        fence=row["fence"],
-        last_error=row["last_error"],
-        updated_at=row["updated_at"],
-        source=row["source"],
-        event_type=row["event_type"],
-        dedup_key=row["dedup_key"],
-    )
-
-
-def _claim(row: sqlite3.Row, event: sqlite3.Row) -> Claim:
-    return Claim(
-        delivery_id=row["id"],
-        handler=row["handler"],
-        fence=row["fence"],
-        attempt=row["attempts"],
-        lease_expires_at=row["lease_expires_at"],
-        event=Event(
-            id=event["dedup_key"],
-            source=event["source"],
-            type=event["type"],
-            body=bytes(event["body"]),
-            headers=dict(_headers(event["headers"])),
-            ordering_key=event["ordering_key"],
-            occurred_at=event["occurred_at"],
-            received_at=event["received_at"],
-            intake=event["intake"],
-            attempt=row["attempts"],
-            seq=event["seq"],
-        ),
     )
 
 

@@ -121,6 +121,43 @@ WHERE status = 'dead'
   AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
   AND (:source IS NULL OR event_seq IN (SELECT seq FROM events WHERE source = :source));
 
+-- name: discard_dead
+-- Give up on dead letters: skipped, so their events may be purged; history stays.
+UPDATE deliveries
+SET status = 'skipped',
+    last_error = :error,
+    next_attempt_at = NULL,
+    updated_at = :now
+WHERE status = 'dead'
+  AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
+  AND (:source IS NULL OR event_seq IN (SELECT seq FROM events WHERE source = :source));
+
+-- name: purge_candidates
+-- The oldest events received before :before whose deliveries are all done or skipped
+-- (or that have none), after the (received_at, seq) position the previous batch of
+-- this purge ended at. events_received gives them in that order and the scan stops
+-- at :batch, so a batch costs the same however long the history is.
+SELECT e.seq, e.received_at
+FROM events AS e INDEXED BY events_received
+WHERE e.received_at < :before
+  AND (e.received_at, e.seq) > (:after_received_at, :after_seq)
+  AND NOT EXISTS (
+        SELECT 1 FROM deliveries AS d
+        WHERE d.event_seq = e.seq AND d.status NOT IN ('done', 'skipped'))
+ORDER BY e.received_at, e.seq
+LIMIT :batch;
+
+-- name: purge_attempts
+DELETE FROM attempts
+WHERE delivery_id IN (
+    SELECT id FROM deliveries WHERE event_seq IN (SELECT value FROM json_each(:seqs)));
+
+-- name: purge_deliveries
+DELETE FROM deliveries WHERE event_seq IN (SELECT value FROM json_each(:seqs));
+
+-- name: purge_events
+DELETE FROM events WHERE seq IN (SELECT value FROM json_each(:seqs));
+
 -- name: replay_existing
 -- A leased delivery is running somewhere; it is left alone.
 UPDATE deliveries

@@ -22,6 +22,9 @@ CREATE TABLE events (
     UNIQUE (source, dedup_key)
 );
 
+-- Retention walks events oldest first (purge).
+CREATE INDEX events_received ON events (received_at);
+
 
 -- One row per (event, handler); handlers succeed and fail independently.
 CREATE TABLE deliveries (
