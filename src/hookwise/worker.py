@@ -414,6 +414,11 @@ class Worker:
                 want = min(self.settings.batch, free)
                 try:
                     claims = await self._claim(want)
+                except StoreUnavailable as exc:
+                    # An outage is expected weather, not a bug: one line, no traceback.
+                    self._log.warning("claiming deliveries failed (%s); trying again shortly", exc)
+                    await _wait_any([stop], STORE_RETRY_DELAY)
+                    continue
                 except Exception:
                     self._log.exception("claiming deliveries failed; trying again shortly")
                     await _wait_any([stop], STORE_RETRY_DELAY)
@@ -622,7 +627,12 @@ class Worker:
                 self._outbox[:0] = batch
                 if not isinstance(exc, Exception):
                     raise
-                self._log.exception("settling %d outcomes failed; will try again", len(batch))
+                if isinstance(exc, StoreUnavailable):
+                    self._log.warning(
+                        "settling %d outcomes failed (%s); will try again", len(batch), exc
+                    )
+                else:
+                    self._log.exception("settling %d outcomes failed; will try again", len(batch))
                 return False
             finally:
                 self._settling -= ids

@@ -113,13 +113,23 @@ async def test_processes_starting_together_migrate_once(url: str) -> None:
         await asyncio.gather(*(s.close() for s in stores))
 
 
-async def test_a_newer_schema_is_refused_with_advice(url: str) -> None:
-    store = await opened(url)
-    await store.close()
-    with admin_connect() as conn:
-        conn.execute(f"INSERT INTO {schema_of(url)}.schema_migrations VALUES ('9999_future', 0)")
-    with pytest.raises(StoreUnavailable, match="newer than this hookwise knows"):
-        await PostgresStore(url).open()
+async def test_a_newer_schema_keeps_running_processes_ready_but_refuses_new_ones(
+    url: str,
+) -> None:
+    running = await opened(url)
+    table = f"{schema_of(url)}.schema_migrations"
+    try:
+        with admin_connect() as conn:
+            conn.execute(f"INSERT INTO {table} VALUES ('9999_future', 0)")
+        await running.ping()  # a rolling upgrade migrated: this process stays ready
+        with pytest.raises(StoreUnavailable, match="newer than this hookwise knows"):
+            await PostgresStore(url).open()
+        with admin_connect() as conn:
+            conn.execute(f"DELETE FROM {table} WHERE version = '0001_initial'")
+        with pytest.raises(StoreUnavailable, match="lacks schema 0001_initial"):
+            await running.ping()
+    finally:
+        await running.close()
 
 
 # -- many stores on one database ------------------------------------------------------------

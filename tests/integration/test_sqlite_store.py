@@ -209,11 +209,11 @@ async def test_a_missing_directory_is_unavailable_at_open(tmp_path: Path) -> Non
 
 
 async def test_a_database_from_a_newer_version_is_refused(db_path: Path) -> None:
-    async with sqlite_store(db_path):
-        pass
-    with sqlite3.connect(db_path) as raw:
-        raw.execute("INSERT INTO schema_migrations VALUES ('9999_future', 0)")
-    raw.close()
+    async with sqlite_store(db_path) as running:
+        with sqlite3.connect(db_path) as raw:
+            raw.execute("INSERT INTO schema_migrations VALUES ('9999_future', 0)")
+        raw.close()
+        await running.ping()  # a rolling upgrade migrated: a running process stays ready
     with pytest.raises(StoreUnavailable, match="upgrade hookwise"):
         await sqlite_store(db_path).open()
 

@@ -20,6 +20,8 @@ COMMANDS = {
     "replay": ["again", "--source", "--type", "--since", "--handler", "--yes"],
     "dlq list": ["Dead letters", "--source", "--handler"],
     "dlq retry": ["pending again", "--all", "--source"],
+    "dlq discard": ["Give up on dead letters", "--all", "--source"],
+    "purge": ["Delete old finished events", "--older-than", "store.retention"],
     "doctor": ["config, secrets, handlers, store and clock"],
     "send": ["Sign sample events", "--secret", "--event", "--body", "--count", "--header"],
     "version": ["version"],

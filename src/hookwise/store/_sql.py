@@ -16,12 +16,19 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-__all__ = ["Migration", "SQLFiles", "parse_queries", "split_statements", "sql_for"]
+__all__ = [
+    "Migration",
+    "SQLFiles",
+    "missing_migrations",
+    "parse_queries",
+    "split_statements",
+    "sql_for",
+]
 
 _NAME_LINE = re.compile(r"^--\s*name:\s*(?P<name>\S*)\s*$")
 _VALID_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -162,3 +169,16 @@ def sql_for(engine: str) -> SQLFiles:
         migrations=tuple(migrations),
         queries=Queries(parse_queries(queries_text, origin=origin), origin=origin),
     )
+
+
+def missing_migrations(applied: Collection[str], known: Sequence[Migration]) -> list[str]:
+    """The versions of ``known`` not in ``applied``, in order. Versions in ``applied``
+    that this code does not know (a newer release migrated the database while this one
+    still runs) are not missing: each migration keeps the schema usable by the release
+    before it, so a rolling upgrade keeps old processes serving.
+
+    >>> missing_migrations(["0001_a", "0003_c"], [Migration("0001_a", ""), Migration("0002_b", "")])
+    ['0002_b']
+    """
+    done = set(applied)
+    return [m.version for m in known if m.version not in done]

@@ -51,7 +51,7 @@ from ._base import (
 from ._rows import claim_record as _claim
 from ._rows import delivery_record as _delivery_record
 from ._rows import event_record as _event_record
-from ._sql import split_statements, sql_for
+from ._sql import missing_migrations, split_statements, sql_for
 from .memory import DELIVERY_STATUSES
 from .sqlite import headers_json
 
@@ -530,14 +530,14 @@ class PostgresStore:
     # -- reads --------------------------------------------------------------------------
 
     async def ping(self) -> None:
-        """Answer if the database is reachable and at the newest schema."""
+        """Answer if the database is reachable and has every migration this version
+        knows (a newer one applied by an upgrade rolling out keeps this process ready)."""
         async with self._pooled("ping the database") as conn:
             applied = await _applied(conn)
-        newest = _SQL.migrations[-1].version
-        if not applied or applied[-1] != newest:
+        missing = missing_migrations(applied, _SQL.migrations)
+        if missing:
             raise StoreUnavailable(
-                f"{_safe_url(self.url)} is at schema {applied[-1] if applied else 'none'}, "
-                f"not {newest}; run `hookwise migrate`"
+                f"{_safe_url(self.url)} lacks schema {missing[-1]}; run `hookwise migrate`"
             )
 
     async def get_event(self, seq: int) -> EventRecord | None:

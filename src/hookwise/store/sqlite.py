@@ -47,7 +47,7 @@ from ._base import (
 from ._rows import claim_record as _claim
 from ._rows import delivery_record as _delivery_record
 from ._rows import event_record as _event_record
-from ._sql import split_statements, sql_for
+from ._sql import missing_migrations, split_statements, sql_for
 from .memory import DELIVERY_STATUSES, DISCARDED, Subscribers, call_subscribers
 
 __all__ = ["SQLiteStore", "WriterStats"]
@@ -658,15 +658,14 @@ class SQLiteStore:
     # -- reads --------------------------------------------------------------------------
 
     async def ping(self) -> None:
-        """Answer if the file is readable and at the newest schema."""
+        """Answer if the file is readable and has every migration this version knows
+        (a newer one applied by an upgrade rolling out keeps this process ready)."""
 
         def work(conn: sqlite3.Connection) -> None:
-            applied = _applied(conn)
-            newest = _SQL.migrations[-1].version
-            if not applied or applied[-1] != newest:
+            missing = missing_migrations(_applied(conn), _SQL.migrations)
+            if missing:
                 raise StoreUnavailable(
-                    f"{self.path} is at schema {applied[-1] if applied else 'none'}, "
-                    f"not {newest}; run `hookwise migrate`"
+                    f"{self.path} lacks schema {missing[-1]}; run `hookwise migrate`"
                 )
 
         await self._read("ping the database", work)
