@@ -216,6 +216,7 @@ class Hookwise:
             clock=self.clock,
             on_append=self._notify_append,
             owns_store=owns,
+            trusted_proxies=self.settings.server.trusted_proxies,
         )
 
     def worker(self, store: Store, **options: Any) -> Worker:

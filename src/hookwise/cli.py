@@ -38,7 +38,14 @@ from .errors import ConfigError, HookwiseError, NotFound
 if TYPE_CHECKING:
     from .app import Hookwise
     from .providers import Source
-    from .store import AttemptRecord, DeliveryRecord, EventFilter, EventRecord, Store
+    from .store import (
+        AttemptRecord,
+        DeliveryRecord,
+        EventFilter,
+        EventRecord,
+        RejectionRecord,
+        Store,
+    )
 
 __all__ = ["app", "main"]
 
@@ -90,8 +97,17 @@ dlq_app = typer.Typer(
     "List them, retry them, or discard them.",
     no_args_is_help=True,
 )
+rejections_app = typer.Typer(
+    help="Rejection records: requests hookwise refused (a bad or missing signature, a "
+    "stale timestamp, a client not allowed), kept for diagnosis. The sender only got a "
+    "generic 401 or 403; a record says why, with hints where hookwise could tell (clock "
+    "skew, a re-serialized body, the wrong secret). The newest records of each source are "
+    "kept; older ones are dropped as new ones arrive.",
+    no_args_is_help=True,
+)
 app.add_typer(events_app, name="events")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(rejections_app, name="rejections")
 
 ConfigOption = Annotated[
     Path | None,
@@ -853,6 +869,191 @@ def dlq_discard(
             f"[yellow]{len(set(ids)) - count} of the ids given are not dead letters "
             "(see `hookwise dlq list`)[/]"
         )
+
+
+# -- rejection records ----------------------------------------------------------------------
+
+_HINT_WIDTH = 60
+"""Characters of the first hint a listing shows."""
+_TEXT_PREVIEW = 4000
+"""Characters of a text body `rejections show` prints (--json has all that is kept)."""
+_BINARY_PREVIEW = 256
+"""Bytes of a binary body `rejections show` prints as a hex dump."""
+_MAX_ID = 2**63 - 1
+"""The largest id a store can hold (a 64-bit integer)."""
+
+
+def _rejection_row(record: RejectionRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "received_at": _iso(record.received_at),
+        "source": record.source,
+        "status": record.status,
+        "reason": record.reason,
+        "detail": record.detail,
+        "hints": list(record.hints),
+        "method": record.method,
+        "url": record.url,
+        "client": record.client,
+        "body_size": record.body_size,
+    }
+
+
+def _shorten(text: str, width: int) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+@rejections_app.command("list")
+def rejections_list(
+    config: ConfigOption = None,
+    source: SourceOption = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List rejection records, newest first: requests refused with a 401 or 403.
+
+    Each is a refused request kept for diagnosis: the sender got a generic 401/403,
+    the record has the reason and hints. `hookwise rejections show ID` shows one
+    whole (headers, body).
+    """
+    settings = _settings(config, quiet=as_json)
+
+    async def work() -> list[RejectionRecord]:
+        async with _open(settings) as store:
+            return await store.list_rejections(source=source, limit=limit)
+
+    records = _run(work)
+    if as_json:
+        _emit_json([_rejection_row(r) for r in records])
+        return
+    if not records:
+        out.print("no rejection records" + (f" for {escape(source)}" if source else ""))
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("id", "received (UTC)", "source", "status", "reason"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("first hint")
+    for r in records:
+        table.add_row(
+            str(r.id),
+            _iso(r.received_at),
+            escape(r.source),
+            f"[red]{r.status}[/]",
+            escape(r.reason),
+            escape(_shorten(r.hints[0], _HINT_WIDTH)) if r.hints else "[dim]-[/]",
+        )
+    out.print(table)
+
+
+@rejections_app.command("show")
+def rejections_show(
+    rejection_id: Annotated[
+        int, typer.Argument(metavar="ID", help="The record's number (the id column).")
+    ],
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one rejection record: reason, detail, hints, the request and its body.
+
+    A rejection record is a refused request kept for diagnosis: the sender got a
+    generic 401/403 and was told nothing more. Headers are redacted like an event's;
+    the body is kept up to a cap (body_size is the whole size).
+    """
+    if not 1 <= rejection_id <= _MAX_ID:
+        raise typer.BadParameter(
+            f"{rejection_id} is not a record's number; take one from the id column of "
+            "`hookwise rejections list`",
+            param_hint="ID",
+        )
+    settings = _settings(config, quiet=as_json)
+
+    async def work() -> RejectionRecord:
+        async with _open(settings) as store:
+            record = await store.get_rejection(rejection_id)
+        if record is None:
+            raise NotFound(
+                f"no rejection record #{rejection_id} in {settings.store.url}; "
+                "`hookwise rejections list` shows the ones kept (the newest of each source)"
+            )
+        return record
+
+    record = _run(work)
+    if as_json:
+        document = _rejection_row(record)
+        document["headers"] = [list(pair) for pair in record.headers]
+        document.update(_body_view(record.body))
+        document["body_kept"] = len(record.body)
+        _emit_json(document)
+        return
+    _print_rejection(record)
+
+
+def _print_rejection(record: RejectionRecord) -> None:
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column(overflow="fold")
+    for name, value in (
+        ("rejection", f"#{record.id}"),
+        ("source", escape(record.source)),
+        ("received", _iso(record.received_at)),
+        ("answered", f"[red]{record.status}[/] (a generic answer: the sender was not told why)"),
+        ("reason", escape(record.reason)),
+        ("detail", escape(record.detail)),
+        ("request", f"{escape(record.method)} {escape(record.url)}"),
+        ("client", escape(record.client or "-")),
+    ):
+        facts.add_row(name, value)
+    out.print(facts)
+    out.print()
+    out.print("[bold]hints[/]")
+    for hint in record.hints:
+        out.print(f"  - {escape(hint)}")
+    if not record.hints:
+        out.print("  (none: hookwise could not tell more than the reason)")
+    out.print()
+    out.print("[bold]headers[/] (secrets redacted)")
+    for name, value in record.headers:
+        out.print(f"  {escape(name)}: {escape(value)}")
+    if not record.headers:
+        out.print("  (none)")
+    out.print()
+    kept = len(record.body)
+    size = f"{record.body_size} bytes" + (
+        f", the first {kept} kept" if kept < record.body_size else ""
+    )
+    out.print(f"[bold]body[/] ({size})")
+    for line in _body_preview(record.body):
+        out.print(line)
+
+
+def _body_preview(body: bytes) -> list[str]:
+    """The body as received, to print: text as it is (not re-formatted: whitespace and
+    key order are what a signature covers), anything else as a hex dump."""
+    if not body:
+        return ["  (empty)"]
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and all(c.isprintable() or c in "\t\n\r" for c in text):
+        lines = [escape(text[:_TEXT_PREVIEW])]
+        if len(text) > _TEXT_PREVIEW:
+            lines.append(
+                f"[dim]... {len(text) - _TEXT_PREVIEW} more characters (--json has them)[/]"
+            )
+        return lines
+    lines = ["[dim]binary (not printable UTF-8 text), in hex:[/]"]
+    for offset in range(0, min(len(body), _BINARY_PREVIEW), 16):
+        chunk = body[offset : offset + 16]
+        hexes = " ".join(f"{byte:02x}" for byte in chunk)
+        printable = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in chunk)
+        lines.append(f"  {offset:08x}  {hexes:<47}  |{escape(printable)}|")
+    if len(body) > _BINARY_PREVIEW:
+        lines.append(
+            f"[dim]... {len(body) - _BINARY_PREVIEW} more bytes (--json has them, base64)[/]"
+        )
+    return lines
 
 
 # -- purge --------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ file, so ``hookwise -c /srv/app/hookwise.toml`` finds the same database from any
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import tomllib
@@ -19,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from .durations import parse_duration
 from .errors import ConfigError
@@ -69,6 +71,9 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    trusted_proxies: tuple[str, ...] = ()
+    """CIDRs of reverse proxies whose ``X-Forwarded-For``/``-Proto``/``-Host`` are
+    believed; from anyone else those headers are ignored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +116,12 @@ class SourceSettings:
     signed_content: str | None = None
     """What is signed, e.g. ``"{timestamp}.{body}"``; the raw body when None."""
     options: Mapping[str, object] = field(default_factory=dict)
-    """Provider-specific settings not listed above."""
+    """Provider-specific settings not listed above (``"env:NAME"`` values resolved)."""
+    public_url: str | None = None
+    """The URL the provider posts to, for providers that sign it (Twilio, Square,
+    HubSpot); rebuilt from the request when None."""
+    allow_ips: tuple[str, ...] = ()
+    """CIDRs the deliveries must come from; empty means any address."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,12 +166,12 @@ _SECTIONS = ("store", "server", "worker", "sources", "handlers")
 _STORE_KEYS = (
     "url", "durability", "busy_timeout", "group_commit", "max_pending", "retention", "pool_size",
 )  # fmt: skip
-_SERVER_KEYS = ("host", "port", "max_body_bytes")
+_SERVER_KEYS = ("host", "port", "max_body_bytes", "trusted_proxies")
 _WORKER_KEYS = ("concurrency", "threads", "batch", "lease", "poll_interval", "grace")
 _SOURCE_KEYS = (
     "provider", "secrets", "tolerance", "dedup_key", "type", "ordering", "ordering_key",
     "occurred_at", "header", "algorithm", "encoding", "prefix", "timestamp_header",
-    "signed_content", "options",
+    "signed_content", "options", "public_url", "allow_ips",
 )  # fmt: skip
 _HANDLER_KEYS = (
     "name", "call", "source", "events", "max_attempts", "max_age", "timeout", "base_delay",
@@ -402,7 +412,50 @@ class _Parser:
                 "server.max_body_bytes",
                 minimum=1,
             ),
+            trusted_proxies=self.networks(raw.get("trusted_proxies"), "server.trusted_proxies"),
         )
+
+    def networks(self, value: Any, key: str) -> tuple[str, ...]:
+        """A list of IP networks (CIDRs or single addresses), normalized."""
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise self.error(
+                f"expected a list of networks, got {_describe(value)}",
+                key,
+                fix='write it like ["10.0.0.0/8", "192.0.2.7"]',
+            )
+        networks = []
+        for position, item in enumerate(value, start=1):
+            if not isinstance(item, str):
+                raise self.error(
+                    f"entry {position} is {_describe(item)}, not a network",
+                    key,
+                    fix='write networks as strings, like "10.0.0.0/8"',
+                )
+            try:
+                networks.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError:
+                raise self.error(
+                    f"entry {position} ({item!r}) is not an IP address or network",
+                    key,
+                    fix='write it like "203.0.113.0/24", "2001:db8::/32" or "192.0.2.7"',
+                ) from None
+        return tuple(networks)
+
+    def public_url(self, value: Any, key: str) -> str | None:
+        if value is None:
+            return None
+        text = self.string(value, key).strip()
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise self.error(
+                f"{text!r} is not an http(s) URL",
+                key,
+                fix="write the URL exactly as configured at the provider, like "
+                '"https://hooks.example.com/hooks/twilio"',
+            )
+        return text
 
     def worker(self, raw: Mapping[str, Any]) -> WorkerSettings:
         self.check_keys(raw, _WORKER_KEYS, "worker")
@@ -476,7 +529,11 @@ class _Parser:
                 raw.get("timestamp_header"), f"{key}.timestamp_header"
             ),
             signed_content=self.optional_string(raw.get("signed_content"), f"{key}.signed_content"),
-            options={**self.table(raw.get("options", {}), f"{key}.options"), **extras},
+            options=self.options(
+                {**self.table(raw.get("options", {}), f"{key}.options"), **extras}, key
+            ),
+            public_url=self.public_url(raw.get("public_url"), f"{key}.public_url"),
+            allow_ips=self.networks(raw.get("allow_ips"), f"{key}.allow_ips"),
         )
         if settings.ordering != "none":
             raise self.error(
@@ -496,6 +553,15 @@ class _Parser:
         if not missing_here:
             self.providers.check(settings, key, self.file)
         return settings
+
+    def options(self, raw: Mapping[str, Any], key: str) -> dict[str, Any]:
+        """Provider options, with ``"env:NAME"`` values read from the environment."""
+        return {
+            name: self.env_value(value[4:], f"{key}.{name}")
+            if isinstance(value, str) and value.startswith("env:")
+            else value
+            for name, value in raw.items()
+        }
 
     def source_extras(self, raw: Mapping[str, Any], key: str) -> dict[str, Any]:
         """Keys that are not common source settings: provider options, or typos.

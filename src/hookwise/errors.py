@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 
 __all__ = [
     "ConfigError",
+    "Forbidden",
     "HandlerOutcome",
     "HookwiseError",
     "NotFound",
@@ -103,6 +104,18 @@ class VerificationError(RequestError):
     """
 
     status = 401
+
+    def __init__(self, reason: str, detail: str = "", *, offset: float | None = None) -> None:
+        super().__init__(reason, detail)
+        self.offset = offset
+        """For timestamp reasons: how many seconds the signed time is from now
+        (positive: in the past; negative: in the future)."""
+
+
+class Forbidden(RequestError):
+    """The sender's address is not in the source's ``allow_ips``. Answered 403."""
+
+    status = 403
 
 
 class PayloadTooLarge(RequestError):

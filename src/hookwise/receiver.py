@@ -10,9 +10,12 @@ Answers (the contract in DESIGN.md):
 ======================================  =========================================
 verified, new                           200 {"status": "accepted", "id", "seq"}
 verified, already stored                200 {"status": "duplicate", "id", "seq"}
+a provider's handshake (challenge...)   what the provider asks for; nothing stored
 bad/missing signature, stale timestamp  401 generic body; the reason is logged/counted
+sender not in the source's allow_ips    403
 unknown source                          404
-method other than POST on a hook        405 with ``Allow: POST``
+method other than POST on a hook        405 with ``Allow`` (POST, and GET for
+                                        providers with GET handshakes)
 body over ``max_body_bytes``            413, without reading the rest
 store unavailable or overloaded         503 with ``Retry-After``
 ======================================  =========================================
@@ -21,10 +24,11 @@ store unavailable or overloaded         503 with ``Retry-After``
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
-from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +36,8 @@ from .clock import Clock, system_clock
 from .errors import PayloadTooLarge, StoreError, StoreUnavailable, VerificationError
 from .events import NewEvent
 from .headers import Redactor, decode_asgi_headers
+from .providers._base import Handshake, Inbound
+from .store._base import REJECTED_BODY_KEPT, RejectionRecord
 
 if TYPE_CHECKING:
     from .handlers import HandlerRegistry
@@ -60,6 +66,7 @@ _NOT_FOUND = _body({"status": "error", "error": "not found"})
 _UNKNOWN_SOURCE = _body({"status": "error", "error": "unknown source"})
 _NOT_ALLOWED = _body({"status": "error", "error": "method not allowed"})
 _TOO_LARGE = _body({"status": "error", "error": "payload too large"})
+_FORBIDDEN = _body({"status": "error", "error": "forbidden"})
 _HEALTHY = _body({"status": "ok"})
 _READY = _body({"status": "ready"})
 
@@ -82,6 +89,7 @@ class Receiver:
         clock: Clock = system_clock,
         on_append: Callable[[], None] | None = None,
         owns_store: bool = False,
+        trusted_proxies: Sequence[str] = (),
     ) -> None:
         self.sources = sources
         self.handlers = handlers
@@ -98,6 +106,9 @@ class Receiver:
         self._open_lock: asyncio.Lock | None = None
         self._store_open = not owns_store
         self._redactors: dict[Source, Redactor] = {}
+        self._trusted = tuple(ipaddress.ip_network(net) for net in trusted_proxies)
+        self.recorder = RejectionRecorder(store)
+        """Keeps refused requests for diagnosis (bounded; see ``hookwise rejections``)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -121,6 +132,7 @@ class Receiver:
                     log.error("store not available at start-up: %s", exc)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await self.recorder.flush()
                 if self._owns_store and self._store_open:
                     await self.store.close()
                     self._store_open = False
@@ -151,10 +163,13 @@ class Receiver:
             if source is None or "/" in name:
                 await _respond(send, 404, _UNKNOWN_SOURCE)
                 return
-            if method != "POST":
-                await _respond(send, 405, _NOT_ALLOWED, [(b"allow", b"POST")])
-                return
-            await self._hook(source, scope, receive, send)
+            if method == "POST":
+                await self._hook(source, scope, receive, send)
+            elif method in source.handshake_methods:
+                await self._handshake(source, scope, send)
+            else:
+                allowed = ", ".join(["POST", *sorted(source.handshake_methods)])
+                await _respond(send, 405, _NOT_ALLOWED, [(b"allow", allowed.encode())])
             return
         if path == "/healthz" and method in ("GET", "HEAD"):
             await _respond(send, 200, _HEALTHY)
@@ -179,8 +194,94 @@ class Receiver:
             return
         await _respond(send, 200, _READY)
 
+    def _client(self, scope: Scope, headers: Mapping[str, str]) -> str | None:
+        """The sender's address: the peer, or, when the peer is a trusted proxy, the
+        nearest untrusted address in ``X-Forwarded-For``."""
+        peer = scope.get("client")
+        address: str | None = peer[0] if peer else None
+        if not self._trusted or address is None or not self._is_trusted(address):
+            return address
+        forwarded = headers.get("x-forwarded-for")
+        if not forwarded:
+            return address
+        for hop in reversed([part.strip() for part in forwarded.split(",")]):
+            if not hop:
+                continue
+            if not self._is_trusted(hop):
+                return hop
+            address = hop
+        return address
+
+    def _is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self._trusted)
+
+    def _inbound(
+        self,
+        source: Source,
+        scope: Scope,
+        headers: Mapping[str, str],
+        body: bytes,
+        client: str | None,
+    ) -> Inbound:
+        query: str = scope.get("query_string", b"").decode("latin-1")
+        if source.public_url:
+            url = source.public_url + ("?" + query if query else "")
+        else:
+            url = self._url(scope, headers, query)
+        return Inbound(body, headers, method=scope["method"], url=url, query=query, client=client)
+
+    def _url(self, scope: Scope, headers: Mapping[str, str], query: str) -> str:
+        scheme = scope.get("scheme", "http")
+        host = headers.get("host")
+        peer = scope.get("client")
+        if self._trusted and peer and self._is_trusted(peer[0]):
+            scheme = headers.get("x-forwarded-proto", scheme).split(",")[0].strip() or scheme
+            host = headers.get("x-forwarded-host", host or "").split(",")[0].strip() or host
+        if not host:
+            server = scope.get("server")
+            host = f"{server[0]}:{server[1]}" if server else "localhost"
+        path = (scope.get("root_path") or "") + scope["path"]
+        return f"{scheme}://{host}{path}" + ("?" + query if query else "")
+
+    def _allowed(self, source: Source, client: str | None) -> bool:
+        if not source.allow_ips:
+            return True
+        if client is None:
+            return False
+        try:
+            ip = ipaddress.ip_address(client)
+        except ValueError:
+            return False
+        return any(ip in net for net in source.allow_ips)
+
+    async def _handshake(self, source: Source, scope: Scope, send: Send) -> None:
+        headers = decode_asgi_headers(scope["headers"])
+        client = self._client(scope, headers)
+        if not self._allowed(source, client):
+            await self._forbid(source, self._inbound(source, scope, headers, b"", client), send)
+            return
+        request = self._inbound(source, scope, headers, b"", client)
+        try:
+            answer = source.handshake(request, self.clock.now())
+        except VerificationError as exc:
+            await self._reject(source, request, exc, send)
+            return
+        if answer is None:
+            allowed = ", ".join(["POST", *sorted(source.handshake_methods)])
+            await _respond(send, 405, _NOT_ALLOWED, [(b"allow", allowed.encode())])
+            return
+        await _answer(send, answer)
+
     async def _hook(self, source: Source, scope: Scope, receive: Receive, send: Send) -> None:
         headers = decode_asgi_headers(scope["headers"])
+        client = self._client(scope, headers) if (source.allow_ips or self._trusted) else None
+        if source.allow_ips and not self._allowed(source, client):
+            await self._forbid(source, self._inbound(source, scope, headers, b"", client), send)
+            return
         try:
             body = await _read_body(receive, headers, self.max_body_bytes)
         except PayloadTooLarge:
@@ -189,24 +290,24 @@ class Receiver:
         if body is None:  # the sender hung up mid-body: nothing to verify, nobody to answer
             return
         now = self.clock.now()
+        if client is None:
+            peer = scope.get("client")
+            client = peer[0] if peer else None
+        request = self._inbound(source, scope, headers, body, client)
         try:
-            source.verify(body, headers, now)
+            if source.needs_prepare:
+                await source.prepare(request)
+                now = self.clock.now()
+            source.verify_request(request, now)
+            answer = source.handshake(request, now)
         except VerificationError as exc:
-            self.rejections[(source.name, exc.reason)] += 1
-            log.warning(
-                "rejected webhook for source %r: %s%s",
-                source.name,
-                exc.reason,
-                f" ({exc.detail})" if exc.detail else "",
-            )
-            await _respond(send, 401, _REJECTED)
+            await self._reject(source, request, exc, send)
+            return
+        if answer is not None:
+            await _answer(send, answer)
             return
         described = source.describe(body, headers, now)
-        redact = self._redactors.get(source)
-        if redact is None:
-            redact = self._redactors[source] = Redactor(
-                secret_values=source.secret_values, secret_headers=source.secret_headers
-            )
+        redact = self._redactors.get(source) or self._redactor(source)
         event = NewEvent(
             source.name,
             described.dedup_key,
@@ -241,12 +342,71 @@ class Receiver:
             status = b"accepted"
             if self.on_append is not None:
                 self.on_append()
-        answer = b'{"status":"%s","id":%s,"seq":%d}' % (
+        reply = b'{"status":"%s","id":%s,"seq":%d}' % (
             status,
             _json_string(event.dedup_key).encode(),
             result.seq,
         )
-        await _respond(send, 200, answer)
+        await _respond(send, 200, reply)
+
+    async def _reject(
+        self, source: Source, request: Inbound, exc: VerificationError, send: Send
+    ) -> None:
+        self.rejections[(source.name, exc.reason)] += 1
+        hints: tuple[str, ...] = ()
+        if self.recorder.wants(source.name):
+            hints = source.diagnose(request, self.clock.now(), exc)
+            self.recorder.add(self._record(source, request, exc.reason, exc.detail, hints, 401))
+        log.warning(
+            "rejected webhook for source %r: %s%s%s",
+            source.name,
+            exc.reason,
+            f" ({exc.detail})" if exc.detail else "",
+            "".join(f"\n  hint: {hint}" for hint in hints),
+        )
+        await _respond(send, 401, _REJECTED)
+
+    async def _forbid(self, source: Source, request: Inbound, send: Send) -> None:
+        reason = "ip_not_allowed"
+        self.rejections[(source.name, reason)] += 1
+        detail = f"{request.client or 'an unknown address'} is not in allow_ips"
+        if self.recorder.wants(source.name):
+            self.recorder.add(self._record(source, request, reason, detail, (), 403))
+        log.warning("refused a request for source %r: %s", source.name, detail)
+        await _respond(send, 403, _FORBIDDEN)
+
+    def _record(
+        self,
+        source: Source,
+        request: Inbound,
+        reason: str,
+        detail: str,
+        hints: tuple[str, ...],
+        status: int,
+    ) -> RejectionRecord:
+        redact = self._redactor(source)
+        return RejectionRecord(
+            source=source.name,
+            received_at=self.clock.now(),
+            reason=reason,
+            detail=detail,
+            hints=hints,
+            status=status,
+            method=request.method,
+            url=request.url,
+            client=request.client,
+            headers=redact(request.headers),
+            body=request.body[:REJECTED_BODY_KEPT],
+            body_size=len(request.body),
+        )
+
+    def _redactor(self, source: Source) -> Redactor:
+        redact = self._redactors.get(source)
+        if redact is None:
+            redact = self._redactors[source] = Redactor(
+                secret_values=source.secret_values, secret_headers=source.secret_headers
+            )
+        return redact
 
 
 async def _read_body(receive: Receive, headers: Mapping[str, str], limit: int) -> bytes | None:
@@ -293,3 +453,72 @@ async def _respond(
         headers.extend(extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _answer(send: Send, answer: Handshake) -> None:
+    headers = [
+        (b"content-type", answer.content_type.encode("latin-1")),
+        (b"content-length", str(len(answer.body)).encode()),
+        *(
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in answer.headers
+        ),
+    ]
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer.body})
+
+
+class RejectionRecorder:
+    """Writes rejection records to the store in the background, in batches, and never
+    more than a few per second per source: a flood of forged requests costs a counter,
+    not the store (or the CPU a diagnosis takes)."""
+
+    PER_SECOND = 5
+    """Records (and diagnoses) per source per second; the rest are only counted."""
+    QUEUED = 500
+    """Most records waiting to be written; beyond that they are dropped (and counted)."""
+    FLUSH_EVERY = 0.5
+
+    def __init__(self, store: Store, clock: Callable[[], float] | None = None) -> None:
+        import time
+
+        self.store = store
+        self._monotonic = clock or time.monotonic
+        self._queue: deque[RejectionRecord] = deque()
+        self._budget: dict[str, tuple[float, int]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+        """Rejections not recorded (over the rate or the queue), since start."""
+
+    def wants(self, source: str) -> bool:
+        """Whether a rejection of ``source`` now should be diagnosed and recorded."""
+        now = self._monotonic()
+        second, used = self._budget.get(source, (0.0, 0))
+        if now - second >= 1.0:
+            second, used = now, 0
+        if used >= self.PER_SECOND or len(self._queue) >= self.QUEUED:
+            self.dropped += 1
+            return False
+        self._budget[source] = (second, used + 1)
+        return True
+
+    def add(self, record: RejectionRecord) -> None:
+        self._queue.append(record)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(self.FLUSH_EVERY)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write what is queued now (a failure is logged; those records are lost)."""
+        while self._queue:
+            batch = list(self._queue)
+            self._queue.clear()
+            try:
+                await self.store.record_rejections(batch)
+            except Exception as exc:
+                self.dropped += len(batch)
+                log.warning("could not keep %d rejection record(s): %s", len(batch), exc)
+                return

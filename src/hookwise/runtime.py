@@ -244,6 +244,8 @@ async def _serve(
             log_level=log_level,
             log_config=None,
             timeout_graceful_shutdown=10,
+            # The receiver reads X-Forwarded-* itself, and only from [server] trusted_proxies.
+            proxy_headers=False,
         )
         server = _Server(config)
         runners = [hw.worker(store) for _ in range(workers if with_worker else 0)]

@@ -64,13 +64,12 @@ def signed_request(
             f"no source named {source!r}; configured: {', '.join(sorted(hw.sources)) or 'none'}"
         ) from None
     when = now if now is not None else (hw.clock or system_clock).now()
-    headers = {"content-type": content_type}
-    headers.update(
-        src.sign_headers(
-            raw,
-            now=when,
-            secret_index=secret_index,
-            delivery_id=delivery_id or f"msg_{uuid.uuid4().hex}",
-        )
+    made = src.sign_request(
+        raw,
+        now=when,
+        secret_index=secret_index,
+        delivery_id=delivery_id or f"msg_{uuid.uuid4().hex}",
     )
-    return SignedRequest(path=f"/hooks/{source}", headers=headers, body=raw)
+    headers = {"content-type": content_type, **made.headers}
+    path = f"/hooks/{source}" + (f"?{made.query}" if made.query else "")
+    return SignedRequest(path=path, headers=headers, body=made.body)

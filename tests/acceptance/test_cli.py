@@ -394,3 +394,173 @@ def test_purge_and_discard_explain_themselves(hookwise: Shell) -> None:
         assert phrase in discard.stdout, phrase
     assert "discard" in hookwise("dlq", "--help").stdout
     assert "purge" in hookwise("--help").stdout
+
+
+# -- rejection records -------------------------------------------------------------------------
+
+LONG_HINT = (
+    "the signature's timestamp is 3600s behind this host's clock: check NTP here and on "
+    "the sender, or widen tolerance while it is fixed"
+)
+
+
+def seed_rejections(db: Path, records: list[dict[str, object]]) -> list[int]:
+    """Store rejection records (fields over defaults) through the store API, oldest
+    first; returns their ids in the same order."""
+    from hookwise.store import RejectionRecord, SQLiteStore
+
+    async def work() -> list[int]:
+        async with SQLiteStore(str(db)) as store:
+            for fields in records:
+                body = fields.get("body", b'{"type": "ping"}')
+                assert isinstance(body, bytes)
+                record = {
+                    "source": "demo",
+                    "received_at": time.time(),
+                    "reason": "no_matching_signature",
+                    "detail": "no signature matched",
+                    "hints": (),
+                    "status": 401,
+                    "method": "POST",
+                    "url": "/hooks/demo",
+                    "client": "203.0.113.7:5123",
+                    "headers": (("content-type", "application/json"),),
+                    "body": body,
+                    "body_size": len(body),
+                    **fields,
+                }
+                await store.record_rejections([RejectionRecord(**record)])  # type: ignore[arg-type]
+            return [r.id for r in reversed(await store.list_rejections(limit=len(records)))]
+
+    return asyncio.run(work())
+
+
+def test_rejections_list_shows_the_newest_first_with_the_first_hint(
+    initialized: Shell, project: Path
+) -> None:
+    first, second, third = seed_rejections(
+        project / "hookwise.db",
+        [
+            {"reason": "timestamp_too_old", "hints": (LONG_HINT, "a second hint")},
+            {"source": "other", "reason": "ip_not_allowed", "status": 403},
+            {"reason": "missing_header"},
+        ],
+    )
+    result = initialized("rejections", "list")
+    assert result.code == 0, result
+    lines = [line.split() for line in result.stdout.splitlines()]
+    assert [line[0] for line in lines[1:] if line and line[0].isdigit()] == [
+        str(third),
+        str(second),
+        str(first),
+    ]
+    assert "ip_not_allowed" in result.stdout and "403" in result.stdout
+    assert "the signature's timestamp is" in result.stdout
+    assert LONG_HINT not in " ".join(result.stdout.split()), "the hint is shortened"
+    assert "a second hint" not in result.stdout
+
+    rows = initialized("rejections", "list", "--json").json()
+    assert [row["id"] for row in rows] == [third, second, first]
+    assert rows[2]["hints"] == [LONG_HINT, "a second hint"]
+    assert (rows[1]["source"], rows[1]["status"], rows[1]["reason"]) == (
+        "other",
+        403,
+        "ip_not_allowed",
+    )
+    assert rows[0]["received_at"].endswith("Z")
+
+    only = initialized("rejections", "list", "--source", "other", "--json").json()
+    assert [row["id"] for row in only] == [second]
+    newest = initialized("rejections", "list", "--limit", "1", "--json").json()
+    assert [row["id"] for row in newest] == [third]
+
+
+def test_rejections_show_tells_everything_kept(initialized: Shell, project: Path) -> None:
+    body = b'{"type": "ping",  "data": {}}'
+    [text_id, binary_id] = seed_rejections(
+        project / "hookwise.db",
+        [
+            {
+                "reason": "timestamp_too_old",
+                "detail": "the timestamp is 3600s old (tolerance 300s)",
+                "hints": (LONG_HINT, "ou l'horloge de l'expéditeur ⏰"),
+                "url": "/hooks/demo?attempt=2",
+                "client": None,
+                "headers": (("content-type", "application/json"), ("webhook-id", "msg_1")),
+                "body": body,
+            },
+            {"body": b"\x00\xff\xfeAB" * 100, "body_size": 70_000},
+        ],
+    )
+    result = initialized("rejections", "show", str(text_id))
+    assert result.code == 0, result
+    out = result.stdout
+    for text in (
+        f"#{text_id}",
+        "timestamp_too_old",
+        "the timestamp is 3600s old (tolerance 300s)",
+        "POST /hooks/demo?attempt=2",
+        "webhook-id: msg_1",
+        body.decode(),
+        f"({len(body)} bytes)",
+        "401",
+    ):
+        assert text in out, text
+    hint_lines = [line.strip() for line in out.splitlines() if line.strip().startswith("- ")]
+    assert hint_lines == [f"- {LONG_HINT}", "- ou l'horloge de l'expéditeur ⏰"]
+
+    binary = initialized("rejections", "show", str(binary_id))
+    assert binary.code == 0, binary
+    assert "70000 bytes, the first 500 kept" in binary.stdout
+    assert "00000000  00 ff fe 41 42 00 ff fe" in binary.stdout
+    assert "(none: hookwise could not tell" in binary.stdout
+
+    document = initialized("rejections", "show", str(binary_id), "--json").json()
+    assert base64.b64decode(document["body"]) == b"\x00\xff\xfeAB" * 100
+    assert (document["body_encoding"], document["body_size"], document["body_kept"]) == (
+        "base64",
+        70_000,
+        500,
+    )
+    shown = initialized("rejections", "show", str(text_id), "--json").json()
+    assert shown["body"] == body.decode() and shown["json"] == {"type": "ping", "data": {}}
+    assert shown["headers"] == [["content-type", "application/json"], ["webhook-id", "msg_1"]]
+    assert shown["client"] is None
+    assert shown["hints"] == [LONG_HINT, "ou l'horloge de l'expéditeur ⏰"]
+
+
+def test_rejections_of_an_empty_store_and_an_unknown_id(initialized: Shell) -> None:
+    assert initialized("migrate").code == 0
+    assert initialized("rejections", "list", "--json").json() == []
+    empty = initialized("rejections", "list")
+    assert empty.code == 0 and "no rejection records" in empty.stdout, empty
+
+    unknown = initialized("rejections", "show", "99")
+    assert unknown.code == 1, unknown
+    assert "no rejection record #99" in unknown.stderr
+    assert "hookwise rejections list" in unknown.stderr
+    assert_no_traceback(unknown)
+
+    for bad in ("0", "99999999999999999999"):
+        result = initialized("rejections", "show", bad)
+        assert result.code == 2, result
+        assert "rejections list" in result.output
+        assert_no_traceback(result)
+
+
+def test_rejections_explain_what_a_record_is(hookwise: Shell) -> None:
+    group = hookwise("rejections", "--help")
+    assert group.code == 0, group
+    text = " ".join(group.stdout.split())
+    for phrase in ("refused", "diagnosis", "generic 401 or 403", "list", "show"):
+        assert phrase in text, phrase
+    for command, phrases in (
+        ("list", ("newest first", "diagnosis", "--source", "--limit", "--json", "--config")),
+        ("show", ("refused request kept for diagnosis", "401/403", "body_size", "--json")),
+    ):
+        result = hookwise("rejections", command, "--help")
+        assert result.code == 0, result
+        text = " ".join(result.stdout.split())
+        for phrase in phrases:
+            assert phrase in text, (command, phrase)
+    assert "rejections" in hookwise("--help").stdout

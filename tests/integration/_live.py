@@ -14,9 +14,9 @@ import uvicorn
 class LiveServer:
     """Serve an ASGI app on 127.0.0.1 with a free port until ``stop()``."""
 
-    def __init__(self, app: Any, *, lifespan: str = "on") -> None:
+    def __init__(self, app: Any, *, lifespan: str = "on", port: int = 0) -> None:
         self.config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, lifespan=lifespan, log_level="warning"
+            app, host="127.0.0.1", port=port, lifespan=lifespan, log_level="warning"
         )
         self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -52,8 +52,8 @@ class LiveServer:
 
 
 @contextlib.contextmanager
-def live(app: Any, *, lifespan: str = "on") -> Iterator[LiveServer]:
-    server = LiveServer(app, lifespan=lifespan).start()
+def live(app: Any, *, lifespan: str = "on", port: int = 0) -> Iterator[LiveServer]:
+    server = LiveServer(app, lifespan=lifespan, port=port).start()
     try:
         yield server
     finally:

@@ -14,9 +14,11 @@ from hookwise.events import NewEvent
 from hookwise.store import (
     EventFilter,
     MemoryStore,
+    RejectionRecord,
     Settlement,
     SQLiteStore,
     Store,
+    _base,
     open_store,
 )
 
@@ -629,6 +631,9 @@ async def test_subscribers_hear_of_appends_that_create_deliveries(store: Store) 
         await store.append(new_event("e1"), ["billing"])
         await wakes.wait()
         assert wakes.loops == {asyncio.get_running_loop()}
+        # More hints of that append may be on their way (PostgreSQL also wakes its
+        # subscribers once when it starts listening): let them land first.
+        await asyncio.sleep(QUIET)
         wakes.reset()
         assert (await store.append(new_event("e1"), ["billing"])).duplicate
         await store.append(new_event("nobody"), [])
@@ -786,6 +791,149 @@ async def test_counts_has_every_status(store: Store) -> None:
     counts = await store.counts()
     assert set(counts) == ALL_STATUSES
     assert (counts["pending"], counts["leased"], counts["retrying"], counts["done"]) == (1, 1, 1, 0)
+
+
+# -- rejection records --------------------------------------------------------------------------
+
+
+def rejection(
+    n: int = 1,
+    *,
+    source: str = "stripe",
+    received_at: float = T0,
+    body: bytes = b'{"id": "evt_1"}',
+    hints: tuple[str, ...] = ("the timestamp is 312s old: is this host's clock right?",),
+) -> RejectionRecord:
+    return RejectionRecord(
+        source=source,
+        received_at=received_at,
+        reason="no_matching_signature",
+        detail=f"request {n}: no signature matched",
+        hints=hints,
+        status=401,
+        method="POST",
+        url=f"/hooks/{source}?n={n}",
+        client="203.0.113.7:5123",
+        headers=(("content-type", "application/json"), ("stripe-signature", "[redacted]")),
+        body=body,
+        body_size=len(body),
+    )
+
+
+async def test_a_rejection_record_keeps_every_field(store: Store) -> None:
+    body = b"\x00\xff\xfe binary \x00 with NULs \x80"
+    sent = RejectionRecord(
+        source="github",
+        received_at=T0 + 0.25,
+        reason="timestamp_too_old",
+        detail="the signature's timestamp is 2 hours old",
+        hints=("l'horloge retarde de 7200 s ⏰", "a proxy re-serialized the body: “{}”"),
+        status=403,
+        method="PUT",
+        url="/hooks/github?x=1",
+        client=None,
+        headers=(("x-hub-signature-256", "[redacted]"), ("x-émoji", "✓"), ("x-dup", "1")),
+        body=body,
+        body_size=40_000,
+    )
+    assert await store.record_rejections([sent]) is None
+    [listed] = await store.list_rejections()
+    assert listed.id > 0
+    assert listed == RejectionRecord(**{**_fields(sent), "id": listed.id})
+    assert isinstance(listed.hints, tuple) and isinstance(listed.headers, tuple)
+    assert all(isinstance(pair, tuple) for pair in listed.headers)
+    assert await store.get_rejection(listed.id) == listed
+
+
+def _fields(record: RejectionRecord) -> dict[str, object]:
+    return {name: getattr(record, name) for name in RejectionRecord.__dataclass_fields__}
+
+
+async def test_rejection_records_are_listed_newest_first_by_source_and_limit(
+    store: Store,
+) -> None:
+    await store.record_rejections([rejection(1), rejection(2, source="github")])
+    await store.record_rejections([rejection(3), rejection(4)])
+
+    def numbers(records: list[RejectionRecord]) -> list[str]:
+        return [r.url.rsplit("=", 1)[1] for r in records]
+
+    everything = await store.list_rejections()
+    assert numbers(everything) == ["4", "3", "2", "1"]
+    assert [r.id for r in everything] == sorted((r.id for r in everything), reverse=True)
+    assert numbers(await store.list_rejections(source="stripe")) == ["4", "3", "1"]
+    assert numbers(await store.list_rejections(source="github")) == ["2"]
+    assert await store.list_rejections(source="nope") == []
+    assert numbers(await store.list_rejections(limit=2)) == ["4", "3"]
+    assert numbers(await store.list_rejections(source="stripe", limit=1)) == ["4"]
+    assert await store.list_rejections(limit=0) == []
+
+
+async def test_an_empty_batch_of_rejections_is_a_no_op(store: Store) -> None:
+    await store.record_rejections([])
+    assert await store.list_rejections() == []
+
+
+async def test_an_unknown_rejection_id_is_none(store: Store) -> None:
+    assert await store.get_rejection(1) is None
+    await store.record_rejections([rejection()])
+    [record] = await store.list_rejections()
+    assert await store.get_rejection(record.id + 1000) is None
+
+
+async def test_rejection_records_are_trimmed_per_source(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_base, "REJECTIONS_KEPT", 5)
+    await store.record_rejections([rejection(n, source="github") for n in range(3)])
+    await store.record_rejections([rejection(n) for n in range(4)])
+    first = {r.url: r.id for r in await store.list_rejections(source="stripe")}
+    await store.record_rejections([rejection(n) for n in range(4, 9)])
+    await store.record_rejections([rejection(9)])
+
+    stripe = await store.list_rejections(source="stripe", limit=100)
+    assert [r.url for r in stripe] == [f"/hooks/stripe?n={n}" for n in range(9, 4, -1)]
+    for url, rejection_id in first.items():
+        assert await store.get_rejection(rejection_id) is None, f"{url} was kept"
+    github = await store.list_rejections(source="github", limit=100)
+    assert len(github) == 3, "another source's records are not trimmed"
+    assert len(await store.list_rejections(limit=100)) == 8
+
+
+async def test_one_big_batch_of_rejections_keeps_only_its_newest_records(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_base, "REJECTIONS_KEPT", 5)
+    batch = [rejection(n, source="a" if n % 2 else "b") for n in range(20)]
+    await store.record_rejections(batch)
+    a = [r.url for r in await store.list_rejections(source="a", limit=100)]
+    b = [r.url for r in await store.list_rejections(source="b", limit=100)]
+    assert a == [f"/hooks/a?n={n}" for n in (19, 17, 15, 13, 11)]
+    assert b == [f"/hooks/b?n={n}" for n in (18, 16, 14, 12, 10)]
+
+
+async def test_a_rejection_body_is_cut_to_what_is_kept(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_base, "REJECTED_BODY_KEPT", 8)
+    sent = rejection(body=b"0123456789abcdef")
+    await store.record_rejections([sent])
+    [record] = await store.list_rejections()
+    assert (record.body, record.body_size) == (b"01234567", 16)
+
+
+async def test_purge_deletes_old_rejection_records(store: Store) -> None:
+    await store.record_rejections(
+        [rejection(n, received_at=T0 + n, source=("a", "b")[n % 2]) for n in range(7)]
+    )
+    kept_event = await _event_in(store, "young", "done", received_at=T0 + 100)
+    assert await store.purge(before=T0 + 5, batch=2) == 0
+    left = await store.list_rejections(limit=100)
+    assert sorted(r.received_at for r in left) == [T0 + 5, T0 + 6]
+    assert {r.source for r in left} == {"a", "b"}
+    assert await store.purge(before=T0 + 10) == 0
+    assert await store.list_rejections() == []
+    assert await store.get_event(kept_event) is not None
 
 
 # -- open_store --------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ COMMANDS = {
     "dlq list": ["Dead letters", "--source", "--handler"],
     "dlq retry": ["pending again", "--all", "--source"],
     "dlq discard": ["Give up on dead letters", "--all", "--source"],
+    "rejections list": ["refused", "--source", "--limit"],
+    "rejections show": ["refused", "ID"],
     "purge": ["Delete old finished events", "--older-than", "store.retention"],
     "doctor": ["config, secrets, handlers, store and clock"],
     "send": ["Sign sample events", "--secret", "--event", "--body", "--count", "--header"],

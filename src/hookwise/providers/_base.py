@@ -6,7 +6,9 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
+from ipaddress import IPv4Network, IPv6Network
 from typing import TypeVar
+from urllib.parse import parse_qsl
 
 from hookwise.config import SourceSettings
 from hookwise.errors import ConfigError
@@ -26,7 +28,11 @@ __all__ = [
     "UNKNOWN_TYPE",
     "Description",
     "Extraction",
+    "Handshake",
+    "Inbound",
+    "ProviderInfo",
     "ProviderSpec",
+    "SignedRequest",
     "Source",
     "body_digest",
     "build_extraction",
@@ -115,6 +121,103 @@ class Extraction:
         )
 
 
+class Inbound:
+    """One request as a source sees it: what verification, handshakes and diagnosis read.
+
+    >>> request = Inbound(b'{"type": "ping"}', {"webhook-id": "msg_1"})
+    >>> Inbound(b"", {}, method="GET", url="https://hooks.example.com/hooks/meta?hub.mode=x",
+    ...         query="hub.mode=x").params["hub.mode"]
+    'x'
+
+    ``headers`` has lowercase names and latin-1 decoded values (the bytes as sent).
+    ``url`` is the URL the sender used, as far as hookwise can tell: the source's
+    ``public_url`` when configured (plus the query), else rebuilt from the ``Host``
+    header (and ``X-Forwarded-*`` from trusted proxies). ``client`` is the sender's
+    IP address, when known.
+    """
+
+    __slots__ = ("_params", "body", "client", "headers", "method", "query", "url")
+
+    def __init__(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        method: str = "POST",
+        url: str = "",
+        query: str = "",
+        client: str | None = None,
+    ) -> None:
+        self.body = body
+        self.headers = headers
+        self.method = method
+        self.url = url
+        self.query = query
+        self.client = client
+        self._params: dict[str, str] | None = None
+
+    @property
+    def params(self) -> Mapping[str, str]:
+        """The query string decoded (first value of each name)."""
+        if self._params is None:
+            params: dict[str, str] = {}
+            for name, value in parse_qsl(self.query, keep_blank_values=True):
+                params.setdefault(name, value)
+            self._params = params
+        return self._params
+
+    def replace(
+        self,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        url: str | None = None,
+        query: str | None = None,
+    ) -> Inbound:
+        """A copy with some parts changed (diagnosis tries variants this way)."""
+        return Inbound(
+            self.body if body is None else body,
+            self.headers if headers is None else headers,
+            method=self.method,
+            url=self.url if url is None else url,
+            query=self.query if query is None else query,
+            client=self.client,
+        )
+
+    def __repr__(self) -> str:
+        return f"<Inbound {self.method} {self.url or '?'} {len(self.body)} bytes>"
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    """The answer to a provider's handshake (URL validation, challenge, ping). It is
+    sent as is and nothing is stored.
+
+    >>> Handshake(body=b"challenge-value")
+    """
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def json(cls, document: object, status: int = 200) -> Handshake:
+        import json
+
+        return cls(status, json.dumps(document, separators=(",", ":")).encode(), "application/json")
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    """A request a sender would make: what ``hookwise send`` and the tests post."""
+
+    body: bytes
+    headers: dict[str, str]
+    method: str = "POST"
+    query: str = ""
+
+
 class Source(ABC):
     """One configured intake: verifies deliveries and describes them.
 
@@ -123,13 +226,19 @@ class Source(ABC):
     >>> source.verify(body, headers, now=clock.now())      # raises VerificationError
     >>> source.describe(body, headers, now=clock.now()).dedup_key
 
-    ``headers`` always has lowercase names.
+    ``headers`` always has lowercase names. A provider implements either
+    :meth:`verify` (schemes that read only the body and headers) or
+    :meth:`verify_request` (schemes that sign the URL, the method or the query).
     """
 
     provider: str = ""
     """The provider name this source was built for (``"standard"``, ``"hmac"``...)."""
     insecure: bool = False
     """True when deliveries are not verified at all (provider ``"none"``)."""
+    handshake_methods: frozenset[str] = frozenset()
+    """Methods other than POST this provider uses for handshakes (e.g. ``{"GET"}``)."""
+    needs_prepare: bool = False
+    """True when :meth:`prepare` does I/O the receiver must await before verifying."""
 
     def __init__(
         self,
@@ -145,17 +254,53 @@ class Source(ABC):
         """The raw secret strings, so stored headers that repeat one can be redacted."""
         self.secret_headers = secret_headers
         """Lowercase names of headers that carry a secret for this provider."""
+        self.public_url: str | None = None
+        """The URL senders post to, when the provider signs it (set by ``build_source``)."""
+        self.allow_ips: tuple[IPv4Network | IPv6Network, ...] = ()
+        """Networks deliveries must come from; empty means any (set by ``build_source``)."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} provider={self.provider!r}>"
 
-    @abstractmethod
     def verify(self, body: bytes, headers: Mapping[str, str], now: float) -> None:
         """Return if the delivery is authentic; raise only ``VerificationError`` otherwise."""
+        self.verify_request(Inbound(body, headers, url=self.public_url or ""), now)
+
+    def verify_request(self, request: Inbound, now: float) -> None:
+        """Like :meth:`verify`, with the whole request (method, URL, query) at hand.
+        What the receiver calls."""
+        if type(self).verify is Source.verify:
+            raise NotImplementedError(f"{type(self).__name__} implements neither verify method")
+        self.verify(request.body, request.headers, now)
+
+    async def prepare(self, request: Inbound) -> None:
+        """I/O verification needs first, e.g. fetching (and caching) the certificate a
+        request names. Awaited by the receiver only when :attr:`needs_prepare`; may
+        raise ``VerificationError``. :meth:`verify_request` itself stays free of I/O."""
+        return None
+
+    def handshake(self, request: Inbound, now: float) -> Handshake | None:
+        """The answer to a handshake, or ``None`` when ``request`` is a delivery.
+
+        Called for POST requests after they verified, and for requests with a method
+        in :attr:`handshake_methods` without verification (the provider's handshake
+        carries its own proof, e.g. a verify token, or none at all).
+        """
+        return None
 
     def describe(self, body: bytes, headers: Mapping[str, str], now: float) -> Description:
         """The dedup key, type, ordering key and time of a delivery. Never raises."""
         return self.extraction.describe(body, headers)
+
+    def diagnose(self, request: Inbound, now: float, error: Exception) -> tuple[str, ...]:
+        """Why ``request`` failed to verify, as far as can be told: hints for a person.
+
+        Never raises, never includes a secret. Providers add their own checks on top
+        of the shared ones (see ``hookwise.providers._diagnose``).
+        """
+        from hookwise.providers._diagnose import common_hints
+
+        return common_hints(self, request, now, error)
 
     @abstractmethod
     def sign_headers(
@@ -169,8 +314,59 @@ class Source(ABC):
         """Headers that make ``body`` a correctly signed delivery to this source.
 
         Used by tests, the demo, benchmarks and ``hookwise send``; ``delivery_id`` is
-        made up when not given.
+        made up when not given. URL-signing providers sign :attr:`public_url`.
         """
+
+    def sign_request(
+        self,
+        body: bytes,
+        *,
+        now: float,
+        secret_index: int = 0,
+        delivery_id: str | None = None,
+    ) -> SignedRequest:
+        """The whole request a sender would make (providers that sign inside the body
+        or the query override this; the rest sign headers)."""
+        return SignedRequest(
+            body,
+            self.sign_headers(body, now=now, secret_index=secret_index, delivery_id=delivery_id),
+        )
+
+    def samples(self, now: float) -> dict[str, bytes]:
+        """Realistic bodies for ``hookwise send``, by event type, with fresh ids and
+        times. Providers give several; the default is one ping."""
+        import json
+        import secrets as random_
+
+        event = {"type": "ping", "id": "evt_" + random_.token_hex(8), "created": int(now)}
+        return {"ping": json.dumps(event, separators=(",", ":")).encode()}
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderInfo:
+    """What ``docs/providers.md`` and ``hookwise advise`` know about a provider.
+
+    Each field is a short phrase, as it reads in the table.
+    """
+
+    scheme: str
+    """How it signs, e.g. "HMAC-SHA256 hex of {t}.{body}"."""
+    headers: str
+    """The headers that carry the signature and the ids."""
+    dedup_key: str
+    """Where the delivery id is, e.g. "body id (evt_...)"."""
+    ordering_key: str = "none"
+    """The default ordering key (the object an event is about)."""
+    handshake: str = "none"
+    retries: str = "unknown"
+    """The provider's own retry policy, which hookwise's defaults assume."""
+    credential: str = "the webhook signing secret"
+    """What goes in ``secrets`` (a signing secret, a public key, a token...)."""
+    signs_body: bool = True
+    """Whether the signature covers the body (a token or a signed timestamp may not)."""
+    signed_headers: tuple[str, ...] = ()
+    """Lowercase names of headers besides the signature whose values it covers (the
+    timestamp, the delivery id): changing any of them must fail verification."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +379,7 @@ class ProviderSpec:
     name: str
     description: str
     build: Callable[[SourceSettings], Source]
+    info: ProviderInfo | None = None
 
 
 # Helpers the provider modules share to validate settings the same way.

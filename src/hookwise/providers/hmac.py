@@ -20,6 +20,7 @@ from hookwise.config import SourceSettings
 from hookwise.errors import ConfigError
 from hookwise.providers._base import (
     Extraction,
+    ProviderInfo,
     ProviderSpec,
     Source,
     build_extraction,
@@ -37,7 +38,7 @@ from hookwise.signatures.hmac import (
     parse_template,
 )
 
-__all__ = ["OPTIONS", "PROVIDER", "HmacSource", "build"]
+__all__ = ["EXAMPLE_SETTINGS", "OPTIONS", "PROVIDER", "HmacSource", "build"]
 
 OPTIONS = ("id_header",)
 """Provider options: ``id_header`` names the header whose value ``{id}`` stands for."""
@@ -182,4 +183,22 @@ PROVIDER = ProviderSpec(
     "hmac",
     "generic HMAC (sha1/sha256/sha512, hex/base64): header, prefix, signed content configured",
     build,
+    info=ProviderInfo(
+        scheme="HMAC (sha1/sha256/sha512), hex or base64, over the body or a configured "
+        "template like {timestamp}.{body}",
+        headers="configured: header, timestamp_header, the dedup_key header",
+        dedup_key="dedup_key setting (header: or body:), else a body hash",
+        ordering_key="ordering_key setting",
+        retries="the sender's",
+    ),
 )
+
+EXAMPLE_SETTINGS: dict[str, object] = {
+    "secrets": ("example-hmac-secret",),
+    "header": "X-Signature",
+    "prefix": "sha256=",
+    "timestamp_header": "X-Timestamp",
+    "signed_content": "{timestamp}.{body}",
+    "dedup_key": "header:X-Delivery-Id",
+}
+"""Settings the generic provider tests build this provider with."""

@@ -12,6 +12,7 @@ from hookwise.config import SourceSettings
 from hookwise.errors import ConfigError
 from hookwise.providers._base import (
     SCHEME_FIELDS,
+    ProviderInfo,
     ProviderSpec,
     Source,
     build_extraction,
@@ -19,7 +20,7 @@ from hookwise.providers._base import (
     reject_fields,
 )
 
-__all__ = ["PROVIDER", "UnverifiedSource", "build"]
+__all__ = ["EXAMPLE_SETTINGS", "PROVIDER", "UnverifiedSource", "build"]
 
 
 class UnverifiedSource(Source):
@@ -60,4 +61,18 @@ def build(settings: SourceSettings) -> UnverifiedSource:
     return UnverifiedSource(settings.name, build_extraction(settings, dedup=None, type="body:type"))
 
 
-PROVIDER = ProviderSpec("none", "no verification at all (local experiments only)", build)
+PROVIDER = ProviderSpec(
+    "none",
+    "no verification at all (local experiments only)",
+    build,
+    info=ProviderInfo(
+        scheme="none: every request is accepted",
+        headers="none",
+        dedup_key="dedup_key setting, else a body hash",
+        retries="the sender's",
+        credential="nothing (no secrets)",
+    ),
+)
+
+EXAMPLE_SETTINGS: dict[str, object] = {"secrets": ()}
+"""Settings the generic provider tests build this provider with."""

@@ -51,12 +51,14 @@ def check_timestamp(timestamp: float, *, now: float, tolerance: float) -> None:
         raise VerificationError(
             "timestamp_too_old",
             f"timestamp is {_seconds(age)}s old, beyond the {_seconds(tolerance)}s tolerance",
+            offset=age,
         )
     if -age > tolerance:
         raise VerificationError(
             "timestamp_too_new",
             f"timestamp is {_seconds(-age)}s in the future, "
             f"beyond the {_seconds(tolerance)}s tolerance",
+            offset=age,
         )
 
 

@@ -19,6 +19,7 @@ from ._base import (
     EventFilter,
     EventRecord,
     Outcome,
+    RejectionRecord,
     Settlement,
     Store,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "EventRecord",
     "MemoryStore",
     "Outcome",
+    "RejectionRecord",
     "SQLiteStore",
     "Settlement",
     "Store",

@@ -29,9 +29,16 @@ __all__ = [
     "EventFilter",
     "EventRecord",
     "Outcome",
+    "RejectionRecord",
     "Settlement",
     "Store",
 ]
+
+REJECTIONS_KEPT = 1000
+"""Rejection records kept per source; older ones are dropped as new ones arrive."""
+
+REJECTED_BODY_KEPT = 16 * 1024
+"""Bytes of a rejected request's body kept in its record (``body_size`` tells the rest)."""
 
 DeliveryStatus = Literal["pending", "leased", "done", "retrying", "dead", "skipped"]
 Outcome = Literal["done", "retry", "dead", "skipped"]
@@ -129,6 +136,33 @@ class AttemptRecord:
     outcome: str
     error: str | None
     owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class RejectionRecord:
+    """A request that was refused (401 or 403), kept for diagnosis: bounded, and with
+    its headers redacted like an event's, so no secret is stored.
+
+    ``reason`` is machine-readable (``no_matching_signature``, ``timestamp_too_old``,
+    ``missing_header``, ``ip_not_allowed``...); ``hints`` say, where hookwise could
+    tell, why (clock skew, a re-serialized body, an API key used as the secret...).
+    """
+
+    source: str
+    received_at: float
+    reason: str
+    detail: str
+    hints: tuple[str, ...]
+    status: int
+    method: str
+    url: str
+    client: str | None
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    """At most :data:`REJECTED_BODY_KEPT` bytes of it."""
+    body_size: int
+    id: int = 0
+    """Assigned by the store."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +307,18 @@ class Store(Protocol):
         kept. Works in transactions of at most ``batch`` events, so no lock is held
         for long, and concurrent purges (several workers) don't wait on each other.
         Returns how many events were deleted."""
+
+    async def record_rejections(self, records: Sequence[RejectionRecord]) -> None:
+        """Keep refused requests for diagnosis, newest :data:`REJECTIONS_KEPT` per
+        source (older ones of the same source are deleted in the same transaction).
+        Bodies longer than :data:`REJECTED_BODY_KEPT` are cut by the caller."""
+
+    async def list_rejections(
+        self, *, source: str | None = None, limit: int = 50
+    ) -> list[RejectionRecord]:
+        """Rejection records, newest first."""
+
+    async def get_rejection(self, rejection_id: int) -> RejectionRecord | None: ...
 
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback()`` on the subscribing event loop whenever new work may be

@@ -7,9 +7,16 @@ import json
 from typing import Any, Protocol
 
 from ..events import Event
-from ._base import Claim, DeliveryRecord, EventRecord
+from ._base import Claim, DeliveryRecord, EventRecord, RejectionRecord
 
-__all__ = ["Row", "claim_record", "delivery_record", "event_record", "headers_from_json"]
+__all__ = [
+    "Row",
+    "claim_record",
+    "delivery_record",
+    "event_record",
+    "headers_from_json",
+    "rejection_record",
+]
 
 
 class Row(Protocol):
@@ -77,4 +84,23 @@ def claim_record(row: Row, event: Row) -> Claim:
             attempt=row["attempts"],
             seq=event["seq"],
         ),
+    )
+
+
+def rejection_record(row: Row) -> RejectionRecord:
+    """A ``rejections`` row (SQLite or PostgreSQL: same columns) as its record."""
+    return RejectionRecord(
+        id=row["id"],
+        source=row["source"],
+        received_at=row["received_at"],
+        reason=row["reason"],
+        detail=row["detail"],
+        hints=tuple(str(hint) for hint in json.loads(row["hints"])),
+        status=row["status"],
+        method=row["method"],
+        url=row["url"],
+        client=row["client"],
+        headers=headers_from_json(row["headers"]),
+        body=bytes(row["body"]),
+        body_size=row["body_size"],
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
@@ -22,6 +23,7 @@ from typing import Self, get_args
 from ..config import StoreSettings
 from ..errors import StoreNotOpen
 from ..events import Event, NewEvent
+from . import _base
 from ._base import (
     AppendResult,
     AttemptRecord,
@@ -30,6 +32,7 @@ from ._base import (
     DeliveryStatus,
     EventFilter,
     EventRecord,
+    RejectionRecord,
     Settlement,
 )
 
@@ -205,6 +208,9 @@ class MemoryStore:
         self._next_seq = 1
         self._next_delivery_id = 1
         self._next_attempt_id = 1
+        self._rejections: dict[int, RejectionRecord] = {}
+        self._rejection_ids: dict[str, deque[int]] = {}  # per source, oldest first
+        self._next_rejection_id = 1
         self._subscribers = Subscribers()
 
     # -- lifecycle ------------------------------------------------------------------
@@ -567,6 +573,15 @@ class MemoryStore:
                         self._delete_event(seq)
                         deleted += 1
             await asyncio.sleep(0)  # let other work in between batches, as the engines do
+        with self._lock:
+            refused = [r.id for r in self._rejections.values() if r.received_at < before]
+        for start in range(0, len(refused), batch):
+            with self._lock:
+                for rejection_id in refused[start : start + batch]:
+                    record = self._rejections.pop(rejection_id, None)
+                    if record is not None:
+                        self._rejection_ids[record.source].remove(rejection_id)
+            await asyncio.sleep(0)
         return deleted
 
     def _finished(self, seq: int) -> bool:
@@ -577,6 +592,50 @@ class MemoryStore:
             del self._deliveries[delivery_id]
         record = self._events.pop(seq)
         del self._seq_by_key[(record.source, record.dedup_key)]
+
+    # -- rejections ---------------------------------------------------------------------
+
+    async def record_rejections(self, records: Sequence[RejectionRecord]) -> None:
+        self._check_open()
+        if not records:
+            return
+        kept, body_kept = _base.REJECTIONS_KEPT, _base.REJECTED_BODY_KEPT
+        with self._lock:
+            for record in records:
+                stored = replace(
+                    record,
+                    id=self._next_rejection_id,
+                    hints=tuple(record.hints),
+                    headers=tuple((name, value) for name, value in record.headers),
+                    body=bytes(record.body[:body_kept]),
+                )
+                self._next_rejection_id += 1
+                self._rejections[stored.id] = stored
+                ids = self._rejection_ids.setdefault(stored.source, deque())
+                ids.append(stored.id)
+                while len(ids) > kept:
+                    del self._rejections[ids.popleft()]
+
+    async def list_rejections(
+        self, *, source: str | None = None, limit: int = 50
+    ) -> list[RejectionRecord]:
+        self._check_open()
+        with self._lock:
+            if source is None:
+                newest_first: Iterable[int] = reversed(self._rejections)
+            else:
+                newest_first = reversed(self._rejection_ids.get(source, ()))
+            found: list[RejectionRecord] = []
+            for rejection_id in newest_first:
+                if len(found) >= limit:
+                    break
+                found.append(self._rejections[rejection_id])
+            return found
+
+    async def get_rejection(self, rejection_id: int) -> RejectionRecord | None:
+        self._check_open()
+        with self._lock:
+            return self._rejections.get(rejection_id)
 
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
         return self._subscribers.add(callback)

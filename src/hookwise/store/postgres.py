@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import time
@@ -39,6 +40,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from ..config import StoreSettings
 from ..errors import StoreError, StoreNotOpen, StoreOverloaded, StoreUnavailable
 from ..events import NewEvent
+from . import _base
 from ._base import (
     AppendResult,
     AttemptRecord,
@@ -46,11 +48,13 @@ from ._base import (
     DeliveryRecord,
     EventFilter,
     EventRecord,
+    RejectionRecord,
     Settlement,
 )
 from ._rows import claim_record as _claim
 from ._rows import delivery_record as _delivery_record
 from ._rows import event_record as _event_record
+from ._rows import rejection_record
 from ._sql import missing_migrations, split_statements, sql_for
 from .memory import DELIVERY_STATUSES
 from .sqlite import headers_json
@@ -650,18 +654,75 @@ class PostgresStore:
     # -- housekeeping -------------------------------------------------------------------
 
     async def purge(self, *, before: float, batch: int = 500) -> int:
+        """Delete finished events received before ``before`` (see :meth:`Store.purge`),
+        then rejection records received before it, each in batches of ``batch``."""
         self._check_open()
         if batch <= 0:
             raise ValueError("batch must be at least 1")
+        params = {"before": before, "batch": batch}
         total = 0
         while True:
             async with self._pooled("purge old events") as conn:
-                cursor = await conn.execute(_Q["purge_batch"], {"before": before, "batch": batch})
+                cursor = await conn.execute(_Q["purge_batch"], params)
                 deleted = cursor.rowcount
             total += deleted
             if deleted < batch:
-                return total
+                break
             await asyncio.sleep(0)  # let intake and claims in between batches
+        while True:
+            async with self._pooled("purge old rejection records") as conn:
+                cursor = await conn.execute(_Q["purge_rejections"], params)
+                refused = cursor.rowcount
+            if refused < batch:
+                return total
+            await asyncio.sleep(0)
+
+    # -- rejections ---------------------------------------------------------------------
+
+    async def record_rejections(self, records: Sequence[RejectionRecord]) -> None:
+        self._check_open()
+        if not records:
+            return
+        kept, body_kept = _base.REJECTIONS_KEPT, _base.REJECTED_BODY_KEPT
+        columns: dict[str, list[Any]] = {
+            name: []
+            for name in (
+                "source", "received_at", "reason", "detail", "hints", "status", "method", "url",
+                "client", "headers", "body", "body_size",
+            )
+        }  # fmt: skip
+        for r in records:
+            columns["source"].append(_text(r.source))
+            columns["received_at"].append(r.received_at)
+            columns["reason"].append(_text(r.reason))
+            columns["detail"].append(_text(r.detail))
+            columns["hints"].append(json.dumps(list(r.hints)))
+            columns["status"].append(r.status)
+            columns["method"].append(_text(r.method))
+            columns["url"].append(_text(r.url))
+            columns["client"].append(None if r.client is None else _text(r.client))
+            columns["headers"].append(headers_json(r.headers))
+            columns["body"].append(bytes(r.body[:body_kept]))
+            columns["body_size"].append(r.body_size)
+        trim = {"sources": sorted(set(columns["source"])), "kept": kept}
+        async with self._pooled("record rejections") as conn, conn.transaction():
+            await conn.execute(_Q["insert_rejections"], columns)
+            await conn.execute(_Q["trim_rejections"], trim)
+
+    async def list_rejections(
+        self, *, source: str | None = None, limit: int = 50
+    ) -> list[RejectionRecord]:
+        query = _Q["list_rejections" if source is None else "list_rejections_of_source"]
+        rows = await self._fetch(
+            "list rejection records", query, {"source": source, "limit": max(limit, 0)}
+        )
+        return [rejection_record(row) for row in rows]
+
+    async def get_rejection(self, rejection_id: int) -> RejectionRecord | None:
+        rows = await self._fetch(
+            "read a rejection record", _Q["get_rejection"], {"id": rejection_id}
+        )
+        return rejection_record(rows[0]) if rows else None
 
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
         entry = (callback, asyncio.get_running_loop())

@@ -35,6 +35,7 @@ from typing import Any, Self, TypeVar, cast
 from ..config import StoreSettings
 from ..errors import StoreError, StoreNotOpen, StoreOverloaded, StoreUnavailable
 from ..events import NewEvent
+from . import _base
 from ._base import (
     AppendResult,
     AttemptRecord,
@@ -42,11 +43,13 @@ from ._base import (
     DeliveryRecord,
     EventFilter,
     EventRecord,
+    RejectionRecord,
     Settlement,
 )
 from ._rows import claim_record as _claim
 from ._rows import delivery_record as _delivery_record
 from ._rows import event_record as _event_record
+from ._rows import rejection_record
 from ._sql import missing_migrations, split_statements, sql_for
 from .memory import DELIVERY_STATUSES, DISCARDED, Subscribers, call_subscribers
 
@@ -802,6 +805,7 @@ class SQLiteStore:
         are committed between two batches rather than after the whole purge. Within
         one call the scan resumes after the last event it deleted: old events that
         must be kept (dead letters, unfinished work) are read once, not once a batch.
+        Rejection records received before ``before`` go next, in batches as well.
         """
         self._check_open()
         if batch < 1:
@@ -818,7 +822,68 @@ class SQLiteStore:
             )
             total += deleted
             if deleted < batch:
+                break
+        while True:
+            refused = cast(
+                int,
+                await self._write(
+                    "purge old rejection records",
+                    partial(_purge_rejections, before=before, batch=batch),
+                ),
+            )
+            if refused < batch:
                 return total
+
+    # -- rejections ---------------------------------------------------------------------
+
+    async def record_rejections(self, records: Sequence[RejectionRecord]) -> None:
+        self._check_open()
+        if not records:
+            return
+        kept, body_kept = _base.REJECTIONS_KEPT, _base.REJECTED_BODY_KEPT
+        rows = [
+            {
+                "source": r.source,
+                "received_at": r.received_at,
+                "reason": r.reason,
+                "detail": r.detail,
+                "hints": json.dumps(list(r.hints)),
+                "status": r.status,
+                "method": r.method,
+                "url": r.url,
+                "client": r.client,
+                "headers": headers_json(r.headers),
+                "body": bytes(r.body[:body_kept]),
+                "body_size": r.body_size,
+            }
+            for r in records
+        ]
+        sources = sorted({r.source for r in records})
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.executemany(_Q["insert_rejection"], rows)
+            for source in sources:
+                conn.execute(_Q["trim_rejections"], {"source": source, "kept": kept})
+
+        await self._write("record rejections", work)
+
+    async def list_rejections(
+        self, *, source: str | None = None, limit: int = 50
+    ) -> list[RejectionRecord]:
+        query = _Q["list_rejections" if source is None else "list_rejections_of_source"]
+        params = {"source": source, "limit": max(limit, 0)}
+
+        def work(conn: sqlite3.Connection) -> list[RejectionRecord]:
+            return [rejection_record(row) for row in conn.execute(query, params)]
+
+        return await self._read("list rejection records", work)
+
+    async def get_rejection(self, rejection_id: int) -> RejectionRecord | None:
+        def work(conn: sqlite3.Connection) -> RejectionRecord | None:
+            row = conn.execute(_Q["get_rejection"], {"id": rejection_id}).fetchone()
+            return None if row is None else rejection_record(row)
+
+        return await self._read("read a rejection record", work)
 
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback()`` on the running loop after this store committed new work:
@@ -880,6 +945,12 @@ def _purge_batch(
     deleted: int = conn.execute(_Q["purge_events"], seqs).rowcount
     last = victims[-1]
     return deleted, (last["received_at"], last["seq"])
+
+
+def _purge_rejections(conn: sqlite3.Connection, *, before: float, batch: int) -> int:
+    """Delete up to ``batch`` rejection records received before ``before``."""
+    deleted: int = conn.execute(_Q["purge_rejections"], {"before": before, "batch": batch}).rowcount
+    return deleted
 
 
 def _insert_batch(conn: sqlite3.Connection, jobs: Sequence[_AppendJob]) -> list[AppendResult]:

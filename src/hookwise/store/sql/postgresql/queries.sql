@@ -304,3 +304,60 @@ LIMIT %(limit)s;
 
 -- name: count_by_status
 SELECT status, count(*) AS n FROM deliveries GROUP BY status;
+
+-- name: insert_rejections
+-- A batch of rejection records in one statement; ids follow the order given.
+INSERT INTO rejections (
+    source, received_at, reason, detail, hints, status, method, url, client, headers, body,
+    body_size
+)
+SELECT source, received_at, reason, detail, hints, status, method, url, client, headers, body,
+       body_size
+FROM unnest(
+    %(source)s::text[], %(received_at)s::float8[], %(reason)s::text[], %(detail)s::text[],
+    %(hints)s::text[], %(status)s::integer[], %(method)s::text[], %(url)s::text[],
+    %(client)s::text[], %(headers)s::text[], %(body)s::bytea[], %(body_size)s::bigint[]
+) WITH ORDINALITY AS r (
+    source, received_at, reason, detail, hints, status, method, url, client, headers, body,
+    body_size, idx
+)
+ORDER BY idx;
+
+-- name: trim_rejections
+-- Keep the newest %(kept)s records of each source in %(sources)s: everything at or below
+-- the id of the (kept + 1)th newest goes. SKIP LOCKED: receivers trimming the same
+-- source at once split the work instead of waiting on (or deadlocking with) each other.
+DELETE FROM rejections
+WHERE id IN (
+    SELECT r.id
+    FROM unnest(%(sources)s::text[]) AS s (source)
+    JOIN rejections AS r ON r.source = s.source
+    WHERE r.id <= (
+        SELECT k.id FROM rejections AS k
+        WHERE k.source = s.source
+        ORDER BY k.id DESC
+        LIMIT 1 OFFSET %(kept)s)
+    FOR UPDATE OF r SKIP LOCKED
+);
+
+-- name: list_rejections
+SELECT * FROM rejections ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: list_rejections_of_source
+-- Apart from list_rejections so each is one plain index walk, newest first.
+SELECT * FROM rejections WHERE source = %(source)s ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: get_rejection
+SELECT * FROM rejections WHERE id = %(id)s;
+
+-- name: purge_rejections
+-- One batch of rejection records received before the horizon, oldest first; SKIP
+-- LOCKED as in purge_batch.
+WITH victims AS (
+    SELECT id FROM rejections
+    WHERE received_at < %(before)s
+    ORDER BY received_at
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM rejections WHERE id IN (SELECT id FROM victims);

@@ -253,3 +253,35 @@ INSERT INTO deliveries (
 SELECT column1, column2, 'pending', 0, column3, 0, column3, column3 FROM (VALUES {rows})
 WHERE true
 ON CONFLICT (event_seq, handler) DO NOTHING;
+
+-- name: insert_rejection
+INSERT INTO rejections (
+    source, received_at, reason, detail, hints, status, method, url, client, headers, body,
+    body_size
+) VALUES (
+    :source, :received_at, :reason, :detail, :hints, :status, :method, :url, :client, :headers,
+    :body, :body_size
+);
+
+-- name: trim_rejections
+-- Keep the newest :kept records of :source: everything at or below the id of the
+-- (:kept + 1)th newest goes (no row there, nothing goes). Both walk rejections_source.
+DELETE FROM rejections
+WHERE source = :source
+  AND id <= (SELECT id FROM rejections WHERE source = :source ORDER BY id DESC LIMIT 1 OFFSET :kept);
+
+-- name: list_rejections
+SELECT * FROM rejections ORDER BY id DESC LIMIT :limit;
+
+-- name: list_rejections_of_source
+-- Apart from list_rejections so each is one plain index walk, newest first.
+SELECT * FROM rejections WHERE source = :source ORDER BY id DESC LIMIT :limit;
+
+-- name: get_rejection
+SELECT * FROM rejections WHERE id = :id;
+
+-- name: purge_rejections
+-- One batch of rejection records received before :before, oldest first.
+DELETE FROM rejections
+WHERE id IN (
+    SELECT id FROM rejections WHERE received_at < :before ORDER BY received_at LIMIT :batch);
