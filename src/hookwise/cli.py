@@ -37,6 +37,7 @@ from .errors import ConfigError, HookwiseError, NotFound
 
 if TYPE_CHECKING:
     from .app import Hookwise
+    from .capture import Verdict
     from .providers import Source
     from .store import (
         AttemptRecord,
@@ -1056,6 +1057,172 @@ def _body_preview(body: bytes) -> list[str]:
     return lines
 
 
+# -- verify -------------------------------------------------------------------------------
+
+
+@app.command()
+def verify(
+    capture_file: Annotated[
+        str,
+        typer.Argument(
+            metavar="FILE",
+            help="The captured request: raw HTTP (.http) or JSON; - reads it from stdin.",
+            show_default=False,
+        ),
+    ],
+    config: ConfigOption = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="The configured source to check against (default: the source a stored "
+            "record names, else NAME in the captured /hooks/NAME path).",
+            show_default=False,
+        ),
+    ] = None,
+    now: Annotated[
+        float | None,
+        typer.Option(
+            "--now",
+            metavar="UNIX_SECONDS",
+            help="Check as if it were this time (default: the current time).",
+            show_default=False,
+        ),
+    ] = None,
+    at_capture_time: Annotated[
+        bool,
+        typer.Option(
+            "--at-capture-time",
+            help="Check at the time the request was captured: the received_at of a stored "
+            "record, else the capture's Date header.",
+        ),
+    ] = False,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="The URL the sender posted to, for providers that sign it (default: the "
+            "source's public_url, else the captured URL).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check a captured request against a configured source, offline, and say why it fails.
+
+    FILE is a raw HTTP request: a request line (POST /hooks/NAME HTTP/1.1, or a full
+    URL), the headers, one blank line, then the body bytes exactly as sent (nothing is
+    added; the head may end lines with CRLF or LF). Or JSON: {"method", "url",
+    "headers", "body"}, with headers as an object or a list of name/value pairs and
+    "body_base64" instead of "body" for bytes that are not text. What `hookwise
+    rejections show ID --json` and `hookwise events show SEQ --json` print are captures
+    too.
+
+    Prints VALID or REJECTED with the reason, the detail and every hint; for a valid
+    delivery, the dedup key, type, ordering key and time hookwise would store; for a
+    handshake, the answer hookwise would send. Exit status: 0 valid, 1 rejected, 2 the
+    capture or the config can't be used.
+    """
+    from .capture import captured_at, load_capture, parse_capture, source_name, verify_capture
+    from .config import MissingSecretError
+    from .providers import build_source
+
+    if now is not None and at_capture_time:
+        raise typer.BadParameter("give --now or --at-capture-time, not both")
+    if now is not None and not 0 <= now < 1e11:
+        raise typer.BadParameter(
+            f"{now} is not a time in UNIX seconds (like 1700000000)", param_hint="--now"
+        )
+    shown = "<stdin>" if capture_file == "-" else capture_file
+    if capture_file == "-":
+        capture = parse_capture(sys.stdin.buffer.read(), name=shown)
+    else:
+        capture = load_capture(capture_file)
+    name = source or source_name(capture)
+    try:
+        settings = _settings(config, quiet=as_json)
+    except MissingSecretError as exc:
+        if name is None or any(key.startswith(f"sources.{name}.") for key, _ in exc.missing):
+            raise
+        settings = exc.settings  # another source's secret is missing: not needed here
+    configured = ", ".join(settings.sources)
+    if name is None:
+        raise ConfigError(
+            "can't tell which source the capture is for: its path is not /hooks/NAME",
+            file=shown,
+            fix=f"pass --source NAME (configured: {configured or 'none'})",
+        )
+    if name not in settings.sources:
+        raise ConfigError(
+            f"no source named {name!r} is configured",
+            file=settings.path or os.fspath(config or Path("hookwise.toml")),
+            key=f"sources.{name}",
+            fix=f"pass --source with one of: {configured}"
+            if configured
+            else "pass -c FILE with the config that has the source",
+        )
+    checked = build_source(settings.sources[name])
+    moment = time.time() if now is None else now
+    if at_capture_time:
+        when = captured_at(capture)
+        if when is None:
+            raise ConfigError(
+                "the capture does not say when it was made (no received_at, no Date header)",
+                file=shown,
+                fix="pass --now UNIX_SECONDS instead (e.g. the signed timestamp)",
+            )
+        moment = when
+    verdict = _run(lambda: verify_capture(capture, checked, now=moment, url=url))
+    if as_json:
+        _emit_json(verdict.to_json())
+    else:
+        _print_verdict(verdict, clock_chosen=now is not None or at_capture_time)
+    if not verdict.valid:
+        raise typer.Exit(1)
+
+
+def _print_verdict(verdict: Verdict, *, clock_chosen: bool) -> None:
+    mark = "[bold green]VALID[/]" if verdict.valid else "[bold red]REJECTED[/]"
+    out.print(
+        f"{mark}  {escape(verdict.method)} {escape(verdict.url)} -> {verdict.status}, "
+        f"source {escape(verdict.source)} (provider {escape(verdict.provider)}), "
+        f"checked at {_iso(verdict.now)}"
+    )
+    if verdict.reason:
+        out.print(f"  reason: [red]{escape(verdict.reason)}[/]")
+    if verdict.detail:
+        out.print(f"  detail: {escape(verdict.detail)}")
+    for hint in verdict.hints:
+        out.print(f"  hint: {escape(hint)}")
+    if not verdict.valid and not verdict.hints:
+        out.print(
+            "  hint: none; hookwise could not tell more than the reason "
+            "(docs/troubleshooting.md lists what each reason means)"
+        )
+    if verdict.handshake is not None:
+        answer = verdict.handshake
+        text = " ".join(answer.body.decode("utf-8", "replace").split())
+        shown = text if len(text) <= 200 else text[:199] + "…"
+        out.print(
+            f"  this is a handshake; hookwise would answer {answer.status} "
+            f"({escape(answer.content_type)}): {escape(shown) or '(empty body)'}"
+        )
+    if verdict.description is not None:
+        event = verdict.description
+        out.print(f"  dedup key:    {escape(event.dedup_key)}")
+        out.print(f"  type:         {escape(event.type)}")
+        out.print(f"  ordering key: {escape(event.ordering_key or '-')}")
+        out.print(f"  occurred at:  {_iso(event.occurred_at) or '-'}")
+    for note in verdict.notes:
+        out.print(f"  note: {escape(note)}")
+    if verdict.offset is not None and not clock_chosen:
+        signed = round(verdict.now - verdict.offset)
+        out.print(
+            f"  tip: to check the signature apart from its age, run again with --now {signed} "
+            "(the signed time) or --at-capture-time"
+        )
+
+
 # -- purge --------------------------------------------------------------------------------
 
 
@@ -1323,8 +1490,17 @@ def send(
         ),
     ] = None,
     event: Annotated[
-        str, typer.Option("--event", "-e", help="The event type in the sample body.")
-    ] = "demo.ping",
+        str | None,
+        typer.Option(
+            "--event",
+            "-e",
+            help="The event type to send: one of the provider's samples (see --list-events), "
+            "or any type for a generic sample body. Default: each sample in turn.",
+        ),
+    ] = None,
+    list_events: Annotated[
+        bool, typer.Option("--list-events", help="List the provider's sample event types.")
+    ] = False,
     body: Annotated[
         str | None,
         typer.Option(
@@ -1354,27 +1530,52 @@ def send(
 ) -> None:
     """Sign sample events the way PROVIDER does and POST them to URL.
 
+    The samples are realistic events in the provider's own shape (several types per
+    provider; --list-events shows them), with fresh ids and times, signed exactly as
+    the provider signs: headers, body fields or URL as the scheme requires (URL-signing
+    providers sign URL unless the source sets public_url). Works against any receiver.
     Prints the status, latency and answer of each request; exits 1 if any was not 2xx.
     """
     import httpx
 
     source = _signer(provider, config, secret, _pairs(option or [], "--option"))
+    if source.public_url is None:
+        source.public_url = url.split("?", 1)[0]
+    samples = source.samples(time.time())
+    if list_events:
+        for name in samples:
+            out.print(name)
+        return
     extra_headers = _pairs(header or [], "--header")
     fixed_body = _read_body(body) if body is not None else None
     results: list[dict[str, Any]] = []
     failed = False
+    types = [event] if event is not None else list(samples)
     with httpx.Client(timeout=timeout) as client:
         for number in range(1, count + 1):
-            payload = fixed_body if fixed_body is not None else _sample_body(event, number)
+            chosen = types[(number - 1) % len(types)]
+            if fixed_body is not None:
+                payload = fixed_body
+            elif chosen in samples:
+                payload = source.samples(time.time())[chosen]
+            else:
+                payload = _sample_body(chosen, number)
             msg_id = delivery_id or "msg_" + _secrets.token_hex(12)
+            try:
+                signed = source.sign_request(payload, now=time.time(), delivery_id=msg_id)
+            except ValueError as exc:
+                raise _fail(f"can't sign this body for {source.provider!r}: {exc}") from None
             headers = {"content-type": "application/json", "user-agent": "hookwise-send"}
-            headers.update(source.sign_headers(payload, now=time.time(), delivery_id=msg_id))
+            headers.update(signed.headers)
             headers.update(extra_headers)
+            target = url + (("&" if "?" in url else "?") + signed.query if signed.query else "")
             started = time.perf_counter()
             try:
-                response = client.post(url, content=payload, headers=headers)
+                response = client.request(
+                    signed.method, target, content=signed.body, headers=headers
+                )
             except httpx.HTTPError as exc:
-                raise _fail(f"POST {url} failed: {exc}") from None
+                raise _fail(f"{signed.method} {url} failed: {exc}") from None
             latency = (time.perf_counter() - started) * 1000
             failed = failed or not response.is_success
             results.append(

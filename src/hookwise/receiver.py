@@ -107,6 +107,7 @@ class Receiver:
         self._store_open = not owns_store
         self._redactors: dict[Source, Redactor] = {}
         self._trusted = tuple(ipaddress.ip_network(net) for net in trusted_proxies)
+        self._outage_log = LogThrottle(seconds=5.0)
         self.recorder = RejectionRecorder(store)
         """Keeps refused requests for diagnosis (bounded; see ``hookwise rejections``)."""
 
@@ -325,7 +326,13 @@ class Receiver:
             result = await self.store.append(event, self.handlers.route(source.name, event.type))
         except StoreError as exc:
             self.unavailable += 1
-            log.error("store could not take an event for %r: %s", source.name, exc)
+            if self._outage_log.allow():
+                log.error(
+                    "store could not take an event for %r: %s%s",
+                    source.name,
+                    exc,
+                    self._outage_log.suppressed_note(),
+                )
             await _unavailable(send, exc.retry_after)
             return
         except Exception as exc:  # never answer 2xx when we don't know it was stored
@@ -342,6 +349,11 @@ class Receiver:
             status = b"accepted"
             if self.on_append is not None:
                 self.on_append()
+        if source.has_acknowledgement:
+            acknowledgement = source.acknowledgement(body, headers)
+            if acknowledgement is not None:
+                await _answer(send, acknowledgement)
+                return
         reply = b'{"status":"%s","id":%s,"seq":%d}' % (
             status,
             _json_string(event.dedup_key).encode(),
@@ -522,3 +534,29 @@ class RejectionRecorder:
                 self.dropped += len(batch)
                 log.warning("could not keep %d rejection record(s): %s", len(batch), exc)
                 return
+
+
+class LogThrottle:
+    """At most one log line per ``seconds`` for a repeating failure: an outage under
+    load would otherwise log thousands of identical lines a second."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] | None = None) -> None:
+        import time
+
+        self.seconds = seconds
+        self._clock = clock or time.monotonic
+        self._last = float("-inf")
+        self._suppressed = 0
+
+    def allow(self) -> bool:
+        now = self._clock()
+        if now - self._last >= self.seconds:
+            self._last = now
+            return True
+        self._suppressed += 1
+        return False
+
+    def suppressed_note(self) -> str:
+        """ " (and N more like it since the last line)", then starts counting again."""
+        count, self._suppressed = self._suppressed, 0
+        return f" (and {count} more like it in the last {self.seconds:g}s)" if count else ""

@@ -13,7 +13,7 @@ from hookwise.errors import VerificationError
 from hookwise.handlers import HandlerRegistry
 from hookwise.providers import Handshake, Inbound, Source
 from hookwise.providers._base import Extraction
-from hookwise.receiver import Receiver, RejectionRecorder
+from hookwise.receiver import LogThrottle, Receiver, RejectionRecorder
 from hookwise.store import EventFilter, MemoryStore, RejectionRecord
 
 TOKEN = "let-me-in-please"
@@ -234,3 +234,13 @@ def _record() -> RejectionRecord:
 
 def _all() -> EventFilter:
     return EventFilter(limit=100)
+
+
+def test_a_repeating_failure_is_logged_once_per_interval() -> None:
+    moments = iter([0.0, 1.0, 2.0, 4.9, 5.0, 5.1, 10.5])
+    throttle = LogThrottle(seconds=5.0, clock=lambda: next(moments))
+    allowed = [throttle.allow() for _ in range(7)]
+    assert allowed == [True, False, False, False, True, False, True]
+    # Counted since the last note was taken: 3 before 5.0 s and 1 after it.
+    assert throttle.suppressed_note() == " (and 4 more like it in the last 5s)"
+    assert throttle.suppressed_note() == ""

@@ -23,6 +23,7 @@ COMMANDS = {
     "dlq discard": ["Give up on dead letters", "--all", "--source"],
     "rejections list": ["refused", "--source", "--limit"],
     "rejections show": ["refused", "ID"],
+    "verify": ["captured request", "--source", "--now", "--json"],
     "purge": ["Delete old finished events", "--older-than", "store.retention"],
     "doctor": ["config, secrets, handlers, store and clock"],
     "send": ["Sign sample events", "--secret", "--event", "--body", "--count", "--header"],

@@ -262,6 +262,11 @@ class Source(ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} provider={self.provider!r}>"
 
+    @property
+    def has_acknowledgement(self) -> bool:
+        """Whether this provider answers stored deliveries its own way."""
+        return type(self).acknowledgement is not Source.acknowledgement
+
     def verify(self, body: bytes, headers: Mapping[str, str], now: float) -> None:
         """Return if the delivery is authentic; raise only ``VerificationError`` otherwise."""
         self.verify_request(Inbound(body, headers, url=self.public_url or ""), now)
@@ -286,6 +291,12 @@ class Source(ABC):
         in :attr:`handshake_methods` without verification (the provider's handshake
         carries its own proof, e.g. a verify token, or none at all).
         """
+        return None
+
+    def acknowledgement(self, body: bytes, headers: Mapping[str, str]) -> Handshake | None:
+        """The answer the provider needs once a delivery is stored (new or duplicate),
+        instead of hookwise's JSON: e.g. Discord's deferred interaction response, or the
+        empty ``200`` Slack wants for slash commands. ``None`` for the usual answer."""
         return None
 
     def describe(self, body: bytes, headers: Mapping[str, str], now: float) -> Description:
