@@ -1,4 +1,4 @@
-"""The intake: a raw ASGI app for ``POST /hooks/{source}``, ``/healthz`` and ``/readyz``.
+"""The intake: a raw ASGI app for ``POST /hooks/{source}``, ``/healthz``, ``/readyz``, ``/metrics``.
 
 The request path is deliberately short and framework-free: read the body (capped) ->
 verify the signature over the raw bytes -> one insert that skips duplicates (group
@@ -99,9 +99,8 @@ class Receiver:
         self.on_append = on_append
         self.rejections: Counter[tuple[str, str]] = Counter()
         """(source, reason) -> count of rejected requests."""
-        self.accepted = 0
-        self.duplicates = 0
-        self.unavailable = 0
+        self.outcomes: Counter[tuple[str, str]] = Counter()
+        """(source, outcome) -> requests: accepted, duplicate, unavailable, handshake."""
         self._owns_store = owns_store
         self._open_lock: asyncio.Lock | None = None
         self._store_open = not owns_store
@@ -178,7 +177,48 @@ class Receiver:
         if path == "/readyz" and method in ("GET", "HEAD"):
             await self._ready(send)
             return
+        if path == "/metrics" and method in ("GET", "HEAD"):
+            body = self.metrics_text().encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"text/plain; version=0.0.4; charset=utf-8"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
         await _respond(send, 404, _NOT_FOUND)
+
+    def metrics_text(self) -> str:
+        """The intake's counters in the Prometheus text format (``GET /metrics``)."""
+        lines = [
+            "# HELP hookwise_requests_total Webhook requests by source and outcome.",
+            "# TYPE hookwise_requests_total counter",
+        ]
+        for (source, outcome), count in sorted(self.outcomes.items()):
+            lines.append(
+                f'hookwise_requests_total{{source="{_label(source)}",outcome="{outcome}"}} {count}'
+            )
+        lines += [
+            "# HELP hookwise_rejections_total Refused requests (401/403) by source and reason.",
+            "# TYPE hookwise_rejections_total counter",
+        ]
+        for (source, reason), count in sorted(self.rejections.items()):
+            lines.append(
+                f'hookwise_rejections_total{{source="{_label(source)}",reason="{_label(reason)}"}}'
+                f" {count}"
+            )
+        lines += [
+            "# HELP hookwise_rejection_records_dropped_total Rejections not kept as records "
+            "(over the rate limit, or the store failed).",
+            "# TYPE hookwise_rejection_records_dropped_total counter",
+            f"hookwise_rejection_records_dropped_total {self.recorder.dropped}",
+        ]
+        return "\n".join(lines) + "\n"
 
     async def _ready(self, send: Send) -> None:
         try:
@@ -275,6 +315,7 @@ class Receiver:
             allowed = ", ".join(["POST", *sorted(source.handshake_methods)])
             await _respond(send, 405, _NOT_ALLOWED, [(b"allow", allowed.encode())])
             return
+        self.outcomes[(source.name, "handshake")] += 1
         await _answer(send, answer)
 
     async def _hook(self, source: Source, scope: Scope, receive: Receive, send: Send) -> None:
@@ -305,6 +346,7 @@ class Receiver:
             await self._reject(source, request, exc, send)
             return
         if answer is not None:
+            self.outcomes[(source.name, "handshake")] += 1
             await _answer(send, answer)
             return
         described = source.describe(body, headers, now)
@@ -325,7 +367,7 @@ class Receiver:
                 await self._ensure_open()
             result = await self.store.append(event, self.handlers.route(source.name, event.type))
         except StoreError as exc:
-            self.unavailable += 1
+            self.outcomes[(source.name, "unavailable")] += 1
             if self._outage_log.allow():
                 log.error(
                     "store could not take an event for %r: %s%s",
@@ -336,16 +378,16 @@ class Receiver:
             await _unavailable(send, exc.retry_after)
             return
         except Exception as exc:  # never answer 2xx when we don't know it was stored
-            self.unavailable += 1
+            self.outcomes[(source.name, "unavailable")] += 1
             log.exception("unexpected error storing an event for %r", source.name)
             await _unavailable(send, StoreUnavailable.retry_after)
             del exc
             return
         if result.duplicate:
-            self.duplicates += 1
+            self.outcomes[(source.name, "duplicate")] += 1
             status = b"duplicate"
         else:
-            self.accepted += 1
+            self.outcomes[(source.name, "accepted")] += 1
             status = b"accepted"
             if self.on_append is not None:
                 self.on_append()
@@ -465,6 +507,10 @@ async def _respond(
         headers.extend(extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 async def _answer(send: Send, answer: Handshake) -> None:

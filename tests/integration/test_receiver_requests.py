@@ -244,3 +244,24 @@ def test_a_repeating_failure_is_logged_once_per_interval() -> None:
     # Counted since the last note was taken: 3 before 5.0 s and 1 after it.
     assert throttle.suppressed_note() == " (and 4 more like it in the last 5s)"
     assert throttle.suppressed_note() == ""
+
+
+async def test_metrics_count_outcomes_and_rejection_reasons() -> None:
+    source = TokenSource()
+    app = receiver(source)
+    await open_(app)
+    async with client(app) as http:
+        await http.post("/hooks/tok", content=b'{"a": 1}', headers={"x-token": TOKEN})
+        await http.post("/hooks/tok", content=b'{"a": 1}', headers={"x-token": TOKEN})
+        await http.post("/hooks/tok", content=b"{}", headers={"x-token": "nope"})
+        await http.get("/hooks/tok", params={"echo": "hi"})
+        answer = await http.get("/metrics")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
+    lines = set(answer.text.splitlines())
+    assert 'hookwise_requests_total{source="tok",outcome="accepted"} 1' in lines
+    assert 'hookwise_requests_total{source="tok",outcome="duplicate"} 1' in lines
+    assert 'hookwise_requests_total{source="tok",outcome="handshake"} 1' in lines
+    assert 'hookwise_rejections_total{source="tok",reason="bad_token"} 1' in lines
+    assert "hookwise_rejection_records_dropped_total 0" in lines
+    assert "# TYPE hookwise_rejections_total counter" in lines
