@@ -455,6 +455,12 @@ class _Parser:
                 fix="write the URL exactly as configured at the provider, like "
                 '"https://hooks.example.com/hooks/twilio"',
             )
+        if parts.query or parts.fragment:
+            raise self.error(
+                f"{text!r} has a query or a fragment; each request's own query is added to it",
+                key,
+                fix="give the URL without its query string",
+            )
         return text
 
     def worker(self, raw: Mapping[str, Any]) -> WorkerSettings:

@@ -285,7 +285,9 @@ class Receiver:
         if not host:
             server = scope.get("server")
             host = f"{server[0]}:{server[1]}" if server else "localhost"
-        path = (scope.get("root_path") or "") + scope["path"]
+        # The path as sent (percent-escapes kept): URL-signing providers sign those bytes.
+        raw: bytes | None = scope.get("raw_path")
+        path = raw.decode("latin-1") if raw else (scope.get("root_path") or "") + scope["path"]
         return f"{scheme}://{host}{path}" + ("?" + query if query else "")
 
     def _allowed(self, source: Source, client: str | None) -> bool:

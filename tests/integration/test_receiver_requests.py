@@ -265,3 +265,12 @@ async def test_metrics_count_outcomes_and_rejection_reasons() -> None:
     assert 'hookwise_rejections_total{source="tok",reason="bad_token"} 1' in lines
     assert "hookwise_rejection_records_dropped_total 0" in lines
     assert "# TYPE hookwise_rejections_total counter" in lines
+
+
+async def test_the_rebuilt_url_keeps_the_path_as_sent() -> None:
+    source = TokenSource("tok")
+    app = receiver(source)
+    await open_(app)
+    async with client(app) as http:
+        await http.post("/hooks/tok?x=%2Fy", content=b"{}", headers={"x-token": TOKEN})
+    assert source.seen[0].url == "https://hooks.example.com/hooks/tok?x=%2Fy"

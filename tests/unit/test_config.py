@@ -318,7 +318,7 @@ BAD_CONFIGS = [
     pytest.param(
         '[sources.demo]\nprovider = "stripo"\nsecrets = ["x"]\n',
         "sources.demo.provider",
-        "standard",
+        "did you mean 'stripe'?",
         id="unknown-provider",
     ),
     pytest.param(
@@ -536,3 +536,40 @@ def test_pool_size_is_read_and_checked(tmp_path: Path) -> None:
     error = config_error(tmp_path, "[store]\npool_size = 1\n")
     assert error.key == "store.pool_size"
     assert "at least 2" in str(error)
+
+
+def test_public_url_and_networks_are_checked() -> None:
+    import tomllib
+
+    from hookwise.config import parse_config
+
+    good = parse_config(
+        tomllib.loads("""
+[server]
+trusted_proxies = ["10.0.0.0/8", "192.0.2.7"]
+
+[sources.tw]
+provider = "hmac"
+header = "X-Sig"
+secrets = ["s"]
+public_url = "https://hooks.example.com/hooks/tw"
+allow_ips = ["203.0.113.0/24"]
+"""),
+        env={},
+    )
+    assert good.server.trusted_proxies == ("10.0.0.0/8", "192.0.2.7/32")
+    assert good.sources["tw"].public_url == "https://hooks.example.com/hooks/tw"
+    assert good.sources["tw"].allow_ips == ("203.0.113.0/24",)
+    for key, value, message in [
+        ("public_url", '"ftp://x/y"', r"not an http\(s\) URL"),
+        ("public_url", '"https://x/y?a=1"', "query"),
+        ("allow_ips", '["not-an-ip"]', "not an IP address"),
+        ("allow_ips", '"10.0.0.0/8"', "list of networks"),
+    ]:
+        with pytest.raises(ConfigError, match=message) as info:
+            text = (
+                f'[sources.tw]\nprovider = "hmac"\nheader = "X"\nsecrets = ["s"]\n{key} = {value}\n'
+            )
+            parse_config(tomllib.loads(text), env={})
+        assert info.value.key == f"sources.tw.{key}"
+        assert info.value.fix

@@ -17,6 +17,7 @@ from hookwise.errors import ConfigError, VerificationError
 from hookwise.providers import Inbound, Source, build_source
 from hookwise.providers._base import body_digest
 from hookwise.providers.slack import SlackSource
+from hookwise.store import EventFilter
 
 NOW = 1_700_000_000
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -349,13 +350,18 @@ class TestSslCheck:
             settings=Settings(store=StoreSettings(url="memory://"), sources={"slack": settings})
         )
         smuggled = b"ssl_check=1&" + VECTOR_BODY
-        transport = httpx.ASGITransport(app=hw.asgi())
+        receiver = hw.asgi()
+        transport = httpx.ASGITransport(app=receiver)
         async with httpx.AsyncClient(transport=transport, base_url="http://slack.test") as client:
             answer = await client.post("/hooks/slack", content=smuggled)
             assert (answer.status_code, answer.content) == (200, b"")
+            assert dict(receiver.outcomes) == {("slack", "handshake"): 1}  # nothing stored
             signed = build_source(settings).sign_request(VECTOR_BODY, now=time.time())
             stored = await client.post("/hooks/slack", content=signed.body, headers=signed.headers)
-            assert stored.json()["status"] == "accepted"  # not a duplicate of anything
+            # A slash command is acknowledged with Slack's empty 200, once stored.
+            assert (stored.status_code, stored.content) == (200, b"")
+            assert receiver.outcomes[("slack", "accepted")] == 1  # not a duplicate of anything
+            assert len(await receiver.store.list_events(EventFilter(limit=10))) == 1
 
 
 class TestAcknowledgement:
