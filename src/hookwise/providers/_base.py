@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
 from ipaddress import IPv4Network, IPv6Network
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import parse_qsl
 
 from hookwise.config import SourceSettings
@@ -22,6 +22,9 @@ from hookwise.providers._extract import (
     parse_spec,
     to_timestamp,
 )
+
+if TYPE_CHECKING:
+    from hookwise.store._base import Ordering
 
 __all__ = [
     "SCHEME_FIELDS",
@@ -239,6 +242,9 @@ class Source(ABC):
     """Methods other than POST this provider uses for handshakes (e.g. ``{"GET"}``)."""
     needs_prepare: bool = False
     """True when :meth:`prepare` does I/O the receiver must await before verifying."""
+    ordering: Ordering | None = None
+    """How this source's events are ordered per key and handler; None when they run in
+    parallel (``ordering = "none"``). Set by ``build_source``."""
 
     def __init__(
         self,
@@ -455,9 +461,18 @@ def check_options(settings: SourceSettings, allowed: Collection[str]) -> None:
 
 
 def build_extraction(
-    settings: SourceSettings, *, dedup: str | None, type: str | None
+    settings: SourceSettings,
+    *,
+    dedup: str | None,
+    type: str | None,
+    ordering_key: str | None = None,
+    occurred_at: str | None = None,
 ) -> Extraction:
-    """The extraction rules: the settings where given, else the provider's defaults."""
+    """The extraction rules: the settings where given, else the provider's defaults.
+
+    >>> build_extraction(settings, dedup="body:id", type="body:type",
+    ...                  ordering_key="body:data.object.id", occurred_at="body:created")
+    """
     prefix = f"sources.{settings.name}"
 
     def spec(text: str | None, field_name: str, *, allow_const: bool = False) -> Spec | None:
@@ -465,11 +480,14 @@ def build_extraction(
             return None
         return parse_spec(text, key=f"{prefix}.{field_name}", allow_const=allow_const)
 
+    def given_or(value: str | None, default: str | None) -> str | None:
+        return value if value is not None else default
+
     return Extraction(
         dedup=spec(settings.dedup_key or dedup, "dedup_key"),
         type=spec(settings.type or type, "type", allow_const=True),
-        ordering_key=spec(settings.ordering_key, "ordering_key"),
-        occurred_at=spec(settings.occurred_at, "occurred_at"),
+        ordering_key=spec(given_or(settings.ordering_key, ordering_key), "ordering_key"),
+        occurred_at=spec(given_or(settings.occurred_at, occurred_at), "occurred_at"),
     )
 
 

@@ -22,7 +22,14 @@ if TYPE_CHECKING:
     from hookwise.config import SourceSettings
     from hookwise.providers._base import Inbound, Source
 
-__all__ = ["check_public_url", "reject_tolerance", "url_hint", "url_variants", "without_query"]
+__all__ = [
+    "check_public_url",
+    "reject_tolerance",
+    "signing_url",
+    "url_hint",
+    "url_variants",
+    "without_query",
+]
 
 
 def check_public_url(settings: SourceSettings) -> None:
@@ -51,6 +58,17 @@ def reject_tolerance(settings: SourceSettings, sender: str) -> None:
             key=f"sources.{settings.name}.tolerance",
             fix="remove it; replays are caught by the dedup key",
         )
+
+
+def signing_url(source: Source, signs: str) -> str:
+    """The URL to sign a request for ``source`` with: its ``public_url``, or a
+    ``ValueError`` saying to set it. ``signs`` says what the sender signs
+    ("Twilio signs the URL it posts to")."""
+    if not source.public_url:
+        raise ValueError(
+            f"source {source.name!r} has no public_url: {signs}, so set public_url to sign requests"
+        )
+    return source.public_url
 
 
 def without_query(url: str) -> str:

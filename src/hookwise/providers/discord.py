@@ -56,6 +56,8 @@ from hookwise.providers._base import (
 )
 from hookwise.providers._computed import Computed, first_text, node_at, text_at
 from hookwise.providers._extract import parse_body
+from hookwise.providers._hints import with_own_hints
+from hookwise.providers._keys import signing_key_texts
 from hookwise.signatures import discord
 from hookwise.signatures.discord import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
@@ -161,9 +163,10 @@ class DiscordSource(Source):
         return Handshake.json(answer) if answer is not None else None
 
     def diagnose(self, request: Inbound, now: float, error: Exception) -> tuple[str, ...]:
-        from hookwise.providers._diagnose import common_hints
+        return with_own_hints(self, request, now, error, self._own_hints)
 
-        hints = list(common_hints(self, request, now, error))
+    def _own_hints(self, request: Inbound, now: float, error: Exception) -> list[str]:
+        hints: list[str] = []
         if isinstance(error, VerificationError) and error.reason == "no_matching_signature":
             application = text_at(parse_body(request.body), "application_id")
             if application is not None and application.isdigit():
@@ -179,7 +182,7 @@ class DiscordSource(Source):
                     "them; if this was not such a probe, check that secrets hold the "
                     "application's public key (developer portal > General Information)"
                 )
-        return tuple(hints)
+        return hints
 
     def sign_headers(
         self,
@@ -226,7 +229,9 @@ def build(settings: SourceSettings) -> DiscordSource:
                 "Information), not the client secret or the bot token",
             ) from None
     signers: list[bytes | None] = [None] * len(public_keys)
-    signing_texts = _signing_keys(settings)
+    signing_texts = signing_key_texts(
+        settings, what="a key (64 hexadecimal digits)", example="env:DISCORD_TEST_SIGNING_KEY"
+    )
     for position, text in enumerate(signing_texts, start=1):
         try:
             seed = discord.decode_key(text, what="signing key")
@@ -262,20 +267,6 @@ def build(settings: SourceSettings) -> DiscordSource:
         tolerance=check_tolerance(settings),
         secret_values=tuple(text.strip() for text in signing_texts),
     )
-
-
-def _signing_keys(settings: SourceSettings) -> list[str]:
-    option = settings.options.get("signing_key")
-    if option is None:
-        return []
-    values = [option] if isinstance(option, str) else option
-    if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
-        raise ConfigError(
-            "signing_key must be a key (64 hexadecimal digits) or a list of them",
-            key=f"sources.{settings.name}.signing_key",
-            fix='write it like signing_key = "env:DISCORD_TEST_SIGNING_KEY"',
-        )
-    return list(values)
 
 
 # Samples: the shapes Discord sends, with fresh ids and times.

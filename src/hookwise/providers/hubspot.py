@@ -46,9 +46,9 @@ from hookwise.providers._base import (
     require_secrets,
 )
 from hookwise.providers._batch import batch_key, items_of, scalar
-from hookwise.providers._extract import parse_body, parse_spec
+from hookwise.providers._extract import parse_body
 from hookwise.providers._hints import with_own_hints
-from hookwise.providers._url import check_public_url, url_hint
+from hookwise.providers._url import check_public_url, signing_url, url_hint
 from hookwise.signatures import hubspot
 
 __all__ = ["EXAMPLE_SETTINGS", "PROVIDER", "HubSpotSource", "build"]
@@ -161,16 +161,12 @@ class HubSpotSource(Source):
         delivery_id: str | None = None,
     ) -> dict[str, str]:
         key = pick_secret(self._keys, secret_index)
-        if not self.public_url:
-            raise ValueError(
-                f"source {self.name!r} has no public_url: HubSpot signs the target URL, so "
-                "set public_url to sign requests"
-            )
+        url = signing_url(self, "HubSpot signs the target URL")
         timestamp = str(int(now * 1000))
         return {
             "content-type": "application/json",
             hubspot.TIMESTAMP_HEADER: timestamp,
-            hubspot.SIGNATURE_HEADER: hubspot.sign(key, "POST", self.public_url, body, timestamp),
+            hubspot.SIGNATURE_HEADER: hubspot.sign(key, "POST", url, body, timestamp),
         }
 
     def samples(self, now: float) -> dict[str, bytes]:
@@ -216,13 +212,8 @@ def build(settings: SourceSettings) -> HubSpotSource:
     check_options(settings, ())
     check_public_url(settings)
     secrets = require_secrets(settings)
-    rules = build_extraction(settings, dedup=None, type="body:0.subscriptionType")
-    key = f"sources.{settings.name}"
-    extraction = Extraction(
-        dedup=rules.dedup,
-        type=rules.type,
-        ordering_key=rules.ordering_key or parse_spec("body:0.objectId", key=f"{key}.ordering_key"),
-        occurred_at=rules.occurred_at,
+    extraction = build_extraction(
+        settings, dedup=None, type="body:0.subscriptionType", ordering_key="body:0.objectId"
     )
     return HubSpotSource(
         settings.name,

@@ -45,7 +45,6 @@ from hookwise.providers._base import (
     require_secrets,
 )
 from hookwise.providers._diagnose import encoding_hint
-from hookwise.providers._extract import parse_spec
 from hookwise.signatures import paddle as scheme
 
 __all__ = ["EXAMPLE_SETTINGS", "PROVIDER", "PaddleSource", "build"]
@@ -263,15 +262,12 @@ def build(settings: SourceSettings) -> PaddleSource:
     reject_fields(settings, SCHEME_FIELDS)
     check_options(settings, ())
     secrets = require_secrets(settings)
-    extraction = build_extraction(settings, dedup="body:event_id", type="body:event_type")
-    prefix = f"sources.{settings.name}"
-    extraction = Extraction(
-        dedup=extraction.dedup,
-        type=extraction.type,
-        ordering_key=extraction.ordering_key
-        or parse_spec("body:data.id", key=f"{prefix}.ordering_key"),
-        occurred_at=extraction.occurred_at
-        or parse_spec("body:occurred_at", key=f"{prefix}.occurred_at"),
+    extraction = build_extraction(
+        settings,
+        dedup="body:event_id",
+        type="body:event_type",
+        ordering_key="body:data.id",
+        occurred_at="body:occurred_at",
     )
     return PaddleSource(
         settings.name, extraction, secrets=secrets, tolerance=check_tolerance(settings)

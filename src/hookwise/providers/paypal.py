@@ -83,7 +83,6 @@ from hookwise.providers._base import (
     check_tolerance,
     reject_fields,
 )
-from hookwise.providers._extract import parse_spec
 from hookwise.providers._hints import with_own_hints
 from hookwise.signatures import paypal
 
@@ -514,13 +513,12 @@ def build(settings: SourceSettings) -> PayPalSource:
             raise ConfigError(
                 f"ca_bundle: {exc}", key=f"{key}.ca_bundle", fix="give PEM root certificates"
             ) from None
-    rules = build_extraction(settings, dedup="body:id", type="body:event_type")
-    extraction = Extraction(
-        dedup=rules.dedup,
-        type=rules.type,
-        ordering_key=rules.ordering_key
-        or parse_spec("body:resource.id", key=f"{key}.ordering_key"),
-        occurred_at=rules.occurred_at or parse_spec("body:create_time", key=f"{key}.occurred_at"),
+    extraction = build_extraction(
+        settings,
+        dedup="body:id",
+        type="body:event_type",
+        ordering_key="body:resource.id",
+        occurred_at="body:create_time",
     )
     signing_text = options.get("signing_key")
     return PayPalSource(

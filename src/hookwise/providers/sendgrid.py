@@ -50,8 +50,9 @@ from hookwise.providers._base import (
     require_secrets,
 )
 from hookwise.providers._batch import batch_key, items_of, scalar
-from hookwise.providers._extract import parse_body, parse_spec
+from hookwise.providers._extract import parse_body
 from hookwise.providers._hints import with_own_hints
+from hookwise.providers._keys import signing_key_texts
 from hookwise.signatures import sendgrid
 
 # EXAMPLE_SETTINGS is made on first use (see __getattr__ below).
@@ -211,13 +212,12 @@ def build(settings: SourceSettings) -> SendGridSource:
                 "(base64, starting with MFkw)",
             ) from None
     signing_keys = _signing_keys(settings, keys)
-    rules = build_extraction(settings, dedup=None, type="body:0.event")
-    extraction = Extraction(
-        dedup=rules.dedup,
-        type=rules.type,
-        ordering_key=rules.ordering_key
-        or parse_spec("body:0.sg_message_id", key=f"{key}.ordering_key"),
-        occurred_at=rules.occurred_at or parse_spec("body:0.timestamp", key=f"{key}.occurred_at"),
+    extraction = build_extraction(
+        settings,
+        dedup=None,
+        type="body:0.event",
+        ordering_key="body:0.sg_message_id",
+        occurred_at="body:0.timestamp",
     )
     return SendGridSource(
         settings.name,
@@ -242,17 +242,10 @@ def _signing_texts(value: object) -> list[str]:
 def _signing_keys(
     settings: SourceSettings, keys: list[ec.EllipticCurvePublicKey]
 ) -> tuple[ec.EllipticCurvePrivateKey, ...]:
-    option = settings.options.get("signing_key")
-    if option is None:
-        return ()
+    texts = signing_key_texts(
+        settings, what="a private key (PEM or base64 DER)", example="env:SENDGRID_TEST_SIGNING_KEY"
+    )
     key = f"sources.{settings.name}.signing_key"
-    texts = [option] if isinstance(option, str) else option
-    if not isinstance(texts, list | tuple) or not all(isinstance(t, str) for t in texts):
-        raise ConfigError(
-            "signing_key must be a private key (PEM or base64 DER) or a list of them",
-            key=key,
-            fix='write it like signing_key = "env:SENDGRID_TEST_SIGNING_KEY"',
-        )
     published = {sendgrid.public_key_text(public) for public in keys}
     private_keys: list[ec.EllipticCurvePrivateKey] = []
     for position, text in enumerate(texts, start=1):

@@ -61,6 +61,7 @@ from hookwise.providers._base import (
 )
 from hookwise.providers._computed import Computed, first_text, form_fields, text_at
 from hookwise.providers._extract import NOT_JSON, parse_body
+from hookwise.providers._hints import with_own_hints
 from hookwise.signatures.hmac import HmacScheme
 
 __all__ = ["EXAMPLE_SETTINGS", "PROVIDER", "SlackSource", "build", "slack_document"]
@@ -186,9 +187,10 @@ class SlackSource(Source):
         return Handshake(body=b"")
 
     def diagnose(self, request: Inbound, now: float, error: Exception) -> tuple[str, ...]:
-        from hookwise.providers._diagnose import common_hints
+        return with_own_hints(self, request, now, error, self._own_hints)
 
-        hints = list(common_hints(self, request, now, error))
+    def _own_hints(self, request: Inbound, now: float, error: Exception) -> list[str]:
+        hints: list[str] = []
         if isinstance(error, VerificationError) and error.reason == "no_matching_signature":
             token = text_at(slack_document(request.body), "token")
             if token is not None and token in self.secret_values:
@@ -210,7 +212,7 @@ class SlackSource(Source):
                 f"this is Slack's retry number {request.headers[RETRY_HEADER].strip()[:3]} of "
                 "an event: earlier attempts were not answered with 2xx within 3 seconds"
             )
-        return tuple(hints)
+        return hints
 
     def sign_headers(
         self,

@@ -36,9 +36,8 @@ from hookwise.providers._base import (
     reject_fields,
     require_secrets,
 )
-from hookwise.providers._extract import parse_spec
 from hookwise.providers._hints import with_own_hints
-from hookwise.providers._url import check_public_url, reject_tolerance, url_hint
+from hookwise.providers._url import check_public_url, reject_tolerance, signing_url, url_hint
 from hookwise.signatures import square
 
 __all__ = ["EXAMPLE_SETTINGS", "OPTIONS", "PROVIDER", "SquareSource", "build"]
@@ -116,17 +115,13 @@ class SquareSource(Source):
         delivery_id: str | None = None,
     ) -> dict[str, str]:
         key = pick_secret(self._keys, secret_index)
-        if not self.public_url:
-            raise ValueError(
-                f"source {self.name!r} has no public_url: Square signs the notification URL, "
-                "so set public_url to sign requests"
-            )
+        url = signing_url(self, "Square signs the notification URL")
         headers = {
             "content-type": "application/json",
-            square.SHA256_HEADER: square.sign(key, self.public_url, body),
+            square.SHA256_HEADER: square.sign(key, url, body),
         }
         if self.allow_sha1:
-            headers[square.SHA1_HEADER] = square.sign(key, self.public_url, body, "sha1")
+            headers[square.SHA1_HEADER] = square.sign(key, url, body, "sha1")
         return headers
 
     def samples(self, now: float) -> dict[str, bytes]:
@@ -247,13 +242,12 @@ def _square_id() -> str:
 
 
 def _extraction(settings: SourceSettings) -> Extraction:
-    rules = build_extraction(settings, dedup="body:event_id", type="body:type")
-    key = f"sources.{settings.name}"
-    return Extraction(
-        dedup=rules.dedup,
-        type=rules.type,
-        ordering_key=rules.ordering_key or parse_spec("body:data.id", key=f"{key}.ordering_key"),
-        occurred_at=rules.occurred_at or parse_spec("body:created_at", key=f"{key}.occurred_at"),
+    return build_extraction(
+        settings,
+        dedup="body:event_id",
+        type="body:type",
+        ordering_key="body:data.id",
+        occurred_at="body:created_at",
     )
 
 

@@ -49,7 +49,7 @@ from hookwise.providers._base import (
     reject_fields,
     require_secrets,
 )
-from hookwise.providers._extract import parse_spec
+from hookwise.providers._keys import signing_key_texts
 from hookwise.signatures import standard
 
 __all__ = [
@@ -328,30 +328,16 @@ def build(settings: SourceSettings) -> StandardSource:
         settings, fix="use the whsec_, whpk_ or whsk_ value exactly as the sender shows it"
     )
     _add_signing_keys(settings, keys)
-    extraction = build_extraction(settings, dedup=f"header:{ID_HEADER}", type="body:type")
-    if settings.occurred_at is None:
-        extraction = Extraction(
-            dedup=extraction.dedup,
-            type=extraction.type,
-            ordering_key=extraction.ordering_key,
-            occurred_at=parse_spec("body:timestamp", key=f"sources.{settings.name}.occurred_at"),
-        )
+    extraction = build_extraction(
+        settings, dedup=f"header:{ID_HEADER}", type="body:type", occurred_at="body:timestamp"
+    )
     return StandardSource(settings.name, extraction, keys=keys, tolerance=check_tolerance(settings))
 
 
 def _add_signing_keys(settings: SourceSettings, keys: WebhookKeys) -> None:
     """Pair the ``signing_key`` option's private keys with the ``whpk_`` secrets they sign for."""
-    option = settings.options.get("signing_key")
-    if option is None:
-        return
+    values = signing_key_texts(settings, what="a whsk_ key", example="env:WEBHOOK_SIGNING_KEY")
     key = f"sources.{settings.name}.signing_key"
-    values = [option] if isinstance(option, str) else option
-    if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
-        raise ConfigError(
-            "signing_key must be a whsk_ key or a list of them",
-            key=key,
-            fix='write it like signing_key = "env:WEBHOOK_SIGNING_KEY"',
-        )
     for position, text in enumerate(values, start=1):
         try:
             seed = standard.decode_signing_key(text)

@@ -45,7 +45,7 @@ from hookwise.providers._base import (
     reject_fields,
     require_secrets,
 )
-from hookwise.providers._extract import parse_body, parse_spec
+from hookwise.providers._extract import parse_body
 from hookwise.signatures import standard
 from hookwise.signatures import stripe as scheme
 
@@ -276,15 +276,12 @@ def build(settings: SourceSettings) -> StripeSource:
     reject_fields(settings, SCHEME_FIELDS)
     check_options(settings, ())
     secrets = require_secrets(settings)
-    extraction = build_extraction(settings, dedup="body:id", type="body:type")
-    prefix = f"sources.{settings.name}"
-    extraction = Extraction(
-        dedup=extraction.dedup,
-        type=extraction.type,
-        ordering_key=extraction.ordering_key
-        or parse_spec("body:data.object.id", key=f"{prefix}.ordering_key"),
-        occurred_at=extraction.occurred_at
-        or parse_spec("body:created", key=f"{prefix}.occurred_at"),
+    extraction = build_extraction(
+        settings,
+        dedup="body:id",
+        type="body:type",
+        ordering_key="body:data.object.id",
+        occurred_at="body:created",
     )
     return StripeSource(
         settings.name, extraction, secrets=secrets, tolerance=check_tolerance(settings)

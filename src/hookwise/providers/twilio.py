@@ -63,7 +63,7 @@ from hookwise.providers._base import (
 )
 from hookwise.providers._extract import NOT_JSON, extract, parse_body, to_timestamp
 from hookwise.providers._hints import with_own_hints
-from hookwise.providers._url import check_public_url, reject_tolerance, url_hint
+from hookwise.providers._url import check_public_url, reject_tolerance, signing_url, url_hint
 from hookwise.signatures import twilio
 
 __all__ = ["EXAMPLE_SETTINGS", "OPTIONS", "PROVIDER", "TwilioSource", "build"]
@@ -83,6 +83,7 @@ _RESOURCES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("CallSid", ("CallStatus",), "call"),
 )
 _API_KEY_SID = re.compile(r"SK[0-9a-f]{32}")
+_SIGNS = "Twilio signs the URL it posts to"
 
 EXAMPLE_SETTINGS: dict[str, object] = {
     "secrets": ("8a3f1e0c2b9d4e7f6a5b4c3d2e1f0a9b",),
@@ -212,7 +213,7 @@ class TwilioSource(Source):
         delivery_id: str | None = None,
     ) -> dict[str, str]:
         key = pick_secret(self._keys, secret_index)
-        url = self._signing_url()
+        url = signing_url(self, _SIGNS)
         headers = {
             "content-type": "application/x-www-form-urlencoded",
             IDEMPOTENCY_HEADER: delivery_id or _idempotency_token(),
@@ -243,7 +244,7 @@ class TwilioSource(Source):
             "content-type": "application/json",
             IDEMPOTENCY_HEADER: delivery_id or _idempotency_token(),
             twilio.SIGNATURE_HEADER: twilio.sign(
-                key, f"{self._signing_url()}?{query}", (), self._algorithm
+                key, f"{signing_url(self, _SIGNS)}?{query}", (), self._algorithm
             ),
         }
         headers.update(self._settings_header())
@@ -327,14 +328,6 @@ class TwilioSource(Source):
             "message.delivered": urlencode(delivered).encode("ascii"),
             "call.completed": urlencode(completed).encode("ascii"),
         }
-
-    def _signing_url(self) -> str:
-        if not self.public_url:
-            raise ValueError(
-                f"source {self.name!r} has no public_url: Twilio signs the URL it posts to, "
-                "so set public_url to sign requests"
-            )
-        return self.public_url
 
     def _settings_header(self) -> dict[str, str]:
         if not self._shared_key_id:

@@ -43,7 +43,8 @@ from hookwise.providers._base import (
     require_secrets,
 )
 from hookwise.providers._computed import Computed, node_at, text_at
-from hookwise.providers._extract import parse_body, parse_spec
+from hookwise.providers._extract import parse_body
+from hookwise.providers._hints import with_own_hints
 from hookwise.signatures import twitch
 from hookwise.signatures.twitch import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, TYPE_HEADER
 
@@ -113,9 +114,10 @@ class TwitchSource(Source):
         return COMPUTED.describe(self.extraction, parse_body(body), body, headers)
 
     def diagnose(self, request: Inbound, now: float, error: Exception) -> tuple[str, ...]:
-        from hookwise.providers._diagnose import common_hints
+        return with_own_hints(self, request, now, error, self._own_hints)
 
-        hints = list(common_hints(self, request, now, error))
+    def _own_hints(self, request: Inbound, now: float, error: Exception) -> list[str]:
+        hints: list[str] = []
         if isinstance(error, VerificationError) and error.reason == "no_matching_signature":
             document = parse_body(request.body)
             subscription = (text_at(document, "subscription.id") or "?")[:64]
@@ -126,7 +128,7 @@ class TwitchSource(Source):
                 f"with none of the {len(self._keys)} configured secret(s); add its secret, "
                 "or recreate the subscription with one of them"
             )
-        return tuple(hints)
+        return hints
 
     def sign_headers(
         self,
@@ -183,14 +185,11 @@ def build(settings: SourceSettings) -> TwitchSource:
                 key=f"sources.{settings.name}.secrets",
                 fix="use the secret given when creating the EventSub subscription",
             )
-    key = f"sources.{settings.name}"
-    extraction = build_extraction(settings, dedup=f"header:{ID_HEADER}", type=None)
-    extraction = Extraction(
-        dedup=extraction.dedup,
-        type=extraction.type,
-        ordering_key=extraction.ordering_key
-        or parse_spec("body:event.broadcaster_user_id", key=f"{key}.ordering_key"),
-        occurred_at=extraction.occurred_at,
+    extraction = build_extraction(
+        settings,
+        dedup=f"header:{ID_HEADER}",
+        type=None,
+        ordering_key="body:event.broadcaster_user_id",
     )
     return TwitchSource(
         settings.name, extraction, secrets=secrets, tolerance=check_tolerance(settings)

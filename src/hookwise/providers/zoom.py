@@ -50,6 +50,7 @@ from hookwise.providers._base import (
 )
 from hookwise.providers._computed import Computed, first_text, node_at, text_at
 from hookwise.providers._extract import parse_body
+from hookwise.providers._hints import with_own_hints
 from hookwise.signatures._common import HmacKey, constant_time_equal
 from hookwise.signatures.hmac import HmacScheme
 
@@ -147,11 +148,12 @@ class ZoomSource(Source):
         return COMPUTED.describe(self.extraction, parse_body(body), body, headers)
 
     def diagnose(self, request: Inbound, now: float, error: Exception) -> tuple[str, ...]:
-        from hookwise.providers._diagnose import common_hints
+        return with_own_hints(self, request, now, error, self._own_hints)
 
-        hints = list(common_hints(self, request, now, error))
+    def _own_hints(self, request: Inbound, now: float, error: Exception) -> list[str]:
+        hints: list[str] = []
         if not isinstance(error, VerificationError) or error.reason != "no_matching_signature":
-            return tuple(hints)
+            return hints
         authorization = request.headers.get("authorization", "").strip()
         if authorization and authorization in self.secret_values:
             hints.append(
@@ -165,7 +167,7 @@ class ZoomSource(Source):
                 "Verification Token; after regenerating the Secret Token, put the new one "
                 "in secrets"
             )
-        return tuple(hints)
+        return hints
 
     def sign_headers(
         self,

@@ -6,11 +6,14 @@ import hashlib
 import hmac
 import math
 import re
+from collections.abc import Iterable, Sequence
 
 from hookwise.errors import VerificationError
 
 __all__ = [
+    "UNIX_SECONDS",
     "HmacKey",
+    "any_hex_match",
     "as_bytes",
     "check_timestamp",
     "constant_time_equal",
@@ -20,7 +23,8 @@ __all__ = [
 
 # Twelve digits reach the year 33658; anything longer is not a UNIX time in seconds
 # and would only make int() do needless work on hostile input.
-_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
+"""What a UNIX time in seconds may look like as text (use with ``fullmatch``)."""
 
 
 def parse_timestamp(value: str | None, *, header: str) -> int:
@@ -32,7 +36,7 @@ def parse_timestamp(value: str | None, *, header: str) -> int:
     if not value:
         raise VerificationError("missing_header", f"the {header} header is missing or empty")
     text = value.strip()
-    if not _TIMESTAMP.fullmatch(text):
+    if not UNIX_SECONDS.fullmatch(text):
         raise VerificationError(
             "malformed_header", f"the {header} header is not an integer number of UNIX seconds"
         )
@@ -86,6 +90,15 @@ def constant_time_equal(expected: str, given: str) -> bool:
         return hmac.compare_digest(expected, given)  # ASCII strings: compared as they are
     except TypeError:  # non-ASCII text: compare its bytes instead
         return hmac.compare_digest(as_bytes(expected), as_bytes(given))
+
+
+def any_hex_match(keys: Iterable[HmacKey], content: bytes, given: Sequence[str]) -> bool:
+    """Whether one of ``given`` is the hex HMAC of ``content`` under one of ``keys``."""
+    for key in keys:
+        expected = key.digest(content).hex()
+        if any(constant_time_equal(expected, value) for value in given):
+            return True
+    return False
 
 
 # HMAC's inner and outer pads (RFC 2104), as bytes.translate() tables.

@@ -26,10 +26,11 @@ from urllib.parse import parse_qsl
 
 from hookwise.errors import VerificationError
 from hookwise.signatures._common import (
+    UNIX_SECONDS,
     HmacKey,
+    any_hex_match,
     as_bytes,
     check_timestamp,
-    constant_time_equal,
 )
 
 __all__ = [
@@ -42,7 +43,6 @@ __all__ = [
     "sign",
 ]
 
-_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
 _MAX_FORM_FIELDS = 1000
 
@@ -152,7 +152,7 @@ class Verifier:
             if not value:
                 raise VerificationError("missing_field", f"the body has no {name} in its {where}")
         timestamp, token = block.timestamp or "", block.token or ""
-        if not _TIMESTAMP.fullmatch(timestamp):
+        if not UNIX_SECONDS.fullmatch(timestamp):
             raise VerificationError(
                 "malformed_field", f"the timestamp in the {where} is not UNIX seconds"
             )
@@ -167,10 +167,8 @@ class Verifier:
             )
         check_timestamp(int(timestamp), now=now, tolerance=tolerance)
         content = as_bytes(timestamp + token)
-        for key in self._keys:
-            expected = key.digest(content).hex()
-            if any(constant_time_equal(expected, value) for value in given):
-                return
+        if any_hex_match(self._keys, content, given):
+            return
         raise VerificationError(
             "no_matching_signature",
             f"the signature in the {where} matches none of the {len(self._keys)} key(s)",

@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hookwise.errors import VerificationError
-from hookwise.signatures._common import HmacKey, check_timestamp, constant_time_equal
+from hookwise.signatures._common import HmacKey, any_hex_match, check_timestamp
+from hookwise.signatures._timestamped import split_header
 
 __all__ = ["HEADER", "ParsedHeader", "Verifier", "parse_header", "sign", "signature", "verify"]
 
 HEADER = "Paddle-Signature"
 SCHEME = "h1"
-
-_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,29 +54,10 @@ def sign(key: bytes, timestamp: int, body: bytes) -> str:
 
 def parse_header(value: str | None) -> ParsedHeader:
     """Split a ``Paddle-Signature`` value; ``VerificationError`` when it can't be read."""
-    if not value or not value.strip():
-        raise VerificationError("missing_header", f"the {HEADER} header is missing or empty")
-    timestamps: list[str] = []
-    h1: list[str] = []
-    for item in value.split(";"):
-        name, equals, text = item.strip().partition("=")
-        if not equals:
-            continue
-        if name == "ts":
-            timestamps.append(text.strip())
-        elif name == SCHEME and text.strip():
-            h1.append(text.strip())
-    if not timestamps:
-        raise VerificationError("malformed_header", f"{HEADER} holds no ts=<timestamp>")
-    if len(timestamps) > 1:
-        raise VerificationError("malformed_header", f"{HEADER} holds more than one ts=")
-    if not _TIMESTAMP.fullmatch(timestamps[0]):
-        raise VerificationError(
-            "malformed_header", f"the ts= of {HEADER} is not an integer number of UNIX seconds"
-        )
-    if not h1:
+    parts = split_header(value, header=HEADER, separator=";", time_name="ts", scheme=SCHEME)
+    if not parts.signatures:
         raise VerificationError("malformed_header", f"{HEADER} holds no h1=<signature>")
-    return ParsedHeader(int(timestamps[0]), tuple(h1), timestamps[0])
+    return ParsedHeader(parts.timestamp, parts.signatures, parts.timestamp_text)
 
 
 def verify(
@@ -115,11 +94,8 @@ class Verifier:
         parsed = parse_header(header)
         check_timestamp(parsed.timestamp, now=now, tolerance=tolerance)
         content = b"%s:%s" % (parsed.timestamp_text.encode("ascii"), body)
-        for key in self._keys:
-            expected = key.digest(content).hex()
-            for given in parsed.h1:
-                if constant_time_equal(expected, given):
-                    return
+        if any_hex_match(self._keys, content, parsed.h1):
+            return
         raise VerificationError(
             "no_matching_signature",
             f"none of the {len(parsed.h1)} h1 signature(s) in {HEADER} matches "

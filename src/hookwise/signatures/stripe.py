@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hookwise.errors import VerificationError
-from hookwise.signatures._common import HmacKey, check_timestamp, constant_time_equal
+from hookwise.signatures._common import HmacKey, any_hex_match, check_timestamp
+from hookwise.signatures._timestamped import split_header
 
 __all__ = ["HEADER", "ParsedHeader", "Verifier", "parse_header", "sign", "signature", "verify"]
 
 HEADER = "Stripe-Signature"
 SCHEME = "v1"
-
-_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,29 +60,8 @@ def sign(key: bytes, timestamp: int, body: bytes) -> str:
 
 def parse_header(value: str | None) -> ParsedHeader:
     """Split a ``Stripe-Signature`` value; ``VerificationError`` when it can't be read."""
-    if not value or not value.strip():
-        raise VerificationError("missing_header", f"the {HEADER} header is missing or empty")
-    timestamps: list[str] = []
-    v1: list[str] = []
-    schemes: dict[str, None] = {}
-    for item in value.split(","):
-        name, equals, text = item.strip().partition("=")
-        if not equals or not name:
-            continue
-        schemes.setdefault(name)
-        if name == "t":
-            timestamps.append(text.strip())
-        elif name == SCHEME and text:
-            v1.append(text.strip())
-    if not timestamps:
-        raise VerificationError("malformed_header", f"{HEADER} holds no t=<timestamp>")
-    if len(timestamps) > 1:
-        raise VerificationError("malformed_header", f"{HEADER} holds more than one t=")
-    if not _TIMESTAMP.fullmatch(timestamps[0]):
-        raise VerificationError(
-            "malformed_header", f"the t= of {HEADER} is not an integer number of UNIX seconds"
-        )
-    return ParsedHeader(int(timestamps[0]), tuple(v1), tuple(schemes), timestamps[0])
+    parts = split_header(value, header=HEADER, separator=",", time_name="t", scheme=SCHEME)
+    return ParsedHeader(parts.timestamp, parts.signatures, parts.schemes, parts.timestamp_text)
 
 
 def verify(
@@ -131,11 +108,8 @@ class Verifier:
             )
         check_timestamp(parsed.timestamp, now=now, tolerance=tolerance)
         content = b"%s.%s" % (parsed.timestamp_text.encode("ascii"), body)
-        for key in self._keys:
-            expected = key.digest(content).hex()
-            for given in parsed.v1:
-                if constant_time_equal(expected, given):
-                    return
+        if any_hex_match(self._keys, content, parsed.v1):
+            return
         raise VerificationError(
             "no_matching_signature",
             f"none of the {len(parsed.v1)} v1 signature(s) in {HEADER} matches "
