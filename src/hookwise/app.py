@@ -83,7 +83,7 @@ class Hookwise:
         """Add a source in code: ``hw.source("gh", provider="hmac", header=..., secrets=[...])``.
 
         Options are the same keys as a ``[sources.NAME]`` table; durations may be
-        given as seconds or text (``tolerance="5m"``).
+        given as seconds or text (``tolerance="5m"``, ``reorder_window="10s"``).
         """
         from .durations import parse_duration
 
@@ -93,7 +93,7 @@ class Hookwise:
         for key, value in options.items():
             if key == "secrets":
                 fields[key] = tuple([value] if isinstance(value, str) else value)
-            elif key == "tolerance":
+            elif key in ("tolerance", "reorder_window"):
                 fields[key] = parse_duration(value)
             elif key in known:
                 fields[key] = value
@@ -111,13 +111,6 @@ class Hookwise:
                 f"a source named {settings.name!r} already exists",
                 key=f"sources.{settings.name}",
                 fix="give each source a unique name",
-            )
-        if settings.ordering != "none":
-            raise ConfigError(
-                f"ordering = {settings.ordering!r} is not available in this version of hookwise "
-                "(deliveries run in parallel, unordered)",
-                key=f"sources.{settings.name}.ordering",
-                fix='leave ordering at "none"; make handlers tolerate out-of-order events',
             )
         self.sources[settings.name] = build_source(settings)
 

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, TypeVar
 
 import typer
 from rich.console import Console
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         DeliveryRecord,
         EventFilter,
         EventRecord,
+        OrderingState,
         RejectionRecord,
         Store,
     )
@@ -63,6 +64,7 @@ same reason (a sender's redelivery after the purge would run again)."""
 
 class DeliveryStatusChoice(StrEnum):
     pending = "pending"
+    waiting = "waiting"
     leased = "leased"
     retrying = "retrying"
     dead = "dead"
@@ -278,12 +280,31 @@ def _delivery_row(record: DeliveryRecord) -> dict[str, Any]:
         "source": record.source,
         "type": record.event_type,
         "event_id": record.dedup_key,
+        "ordering_key": record.ordering_key,
+        "policy": record.policy,
     }
+
+
+def _ordering_state_row(state: OrderingState | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    return {
+        "applied_at": _iso(state.applied_at),
+        "applied_seq": state.applied_seq,
+        "updated_at": _iso(state.updated_at),
+    }
+
+
+_SKIP_REASONS = {
+    "stale": "older than an event already applied for its key",
+    "superseded": "a newer event for its key was waiting",
+}
 
 
 _STATUS_STYLE = {
     "done": "green",
     "pending": "cyan",
+    "waiting": "magenta",
     "leased": "blue",
     "retrying": "yellow",
     "dead": "red",
@@ -547,7 +568,7 @@ def events_show(
     """Show one event: headers, body, deliveries and every attempt with its error."""
     settings = _settings(config, quiet=as_json)
 
-    async def work() -> tuple[EventRecord, list[tuple[DeliveryRecord, list[AttemptRecord]]]]:
+    async def work() -> tuple[EventRecord, list[_DeliveryView]]:
         async with _open(settings) as store:
             record = await store.get_event(seq)
             if record is None:
@@ -557,7 +578,10 @@ def events_show(
                 )
             found = []
             for delivery in await store.deliveries(seq):
-                found.append((delivery, await store.attempts(delivery.id)))
+                state = None
+                if delivery.policy is not None and delivery.ordering_key is not None:
+                    state = await store.ordering_state(delivery.handler, delivery.ordering_key)
+                found.append(_DeliveryView(delivery, await store.attempts(delivery.id), state))
             return record, found
 
     record, deliveries = _run(work)
@@ -568,6 +592,7 @@ def events_show(
         document["deliveries"] = [
             {
                 **_delivery_row(delivery),
+                "ordering_state": _ordering_state_row(state),
                 "attempts_history": [
                     {
                         "number": a.number,
@@ -581,16 +606,21 @@ def events_show(
                     for a in attempts
                 ],
             }
-            for delivery, attempts in deliveries
+            for delivery, attempts, state in deliveries
         ]
         _emit_json(document)
         return
     _print_event(record, deliveries)
 
 
-def _print_event(
-    record: EventRecord, deliveries: Sequence[tuple[DeliveryRecord, Sequence[Any]]]
-) -> None:
+class _DeliveryView(NamedTuple):
+    delivery: DeliveryRecord
+    attempts: Sequence[AttemptRecord]
+    state: OrderingState | None = None
+    """The ordering state of the delivery's group, when it is ordered."""
+
+
+def _print_event(record: EventRecord, deliveries: Sequence[_DeliveryView]) -> None:
     from rich.json import JSON
 
     facts = Table.grid(padding=(0, 2))
@@ -625,20 +655,44 @@ def _print_event(
     out.print("[bold]deliveries[/]")
     if not deliveries:
         out.print("  (none: no handler was subscribed to this event)")
-    for delivery, attempts in deliveries:
+    for delivery, attempts, state in deliveries:
         line = (
             f"  #{delivery.id} {escape(delivery.handler)}: {_status(delivery.status)}, "
             f"{delivery.attempts} attempt(s)"
         )
         if delivery.status in ("pending", "retrying") and delivery.next_attempt_at:
             line += f", next at {_iso(delivery.next_attempt_at)}"
+        if delivery.status == "waiting":
+            line += ", behind an earlier event of its key"
+        if delivery.status == "skipped" and delivery.last_error:
+            reason = _SKIP_REASONS.get(delivery.last_error)
+            line += f", {escape(delivery.last_error)}" + (f" ({reason})" if reason else "")
+        if delivery.policy is not None:
+            line += (
+                f"; ordering {escape(delivery.policy)} by key "
+                f"{escape(delivery.ordering_key or '-')}"
+            )
         out.print(line)
+        if delivery.policy is not None and delivery.ordering_key is not None:
+            out.print(f"    {_group_line(state)}")
         for a in attempts:
             took = (a.finished_at - a.started_at) * 1000
             text = f"    {a.number}. {_iso(a.started_at)} {escape(a.outcome)} ({took:.1f} ms)"
             if a.error:
                 text += f" [red]{escape(a.error)}[/]"
             out.print(text)
+
+
+def _group_line(state: OrderingState | None) -> str:
+    """What the delivery's group has applied: the newest event done for the key."""
+    if state is None or (state.applied_seq is None and state.applied_at is None):
+        return "key state: nothing applied yet"
+    parts = []
+    if state.applied_seq is not None:
+        parts.append(f"event #{state.applied_seq}")
+    if state.applied_at is not None:
+        parts.append(f"occurred {_iso(state.applied_at)}")
+    return f"key state: newest applied {', '.join(parts)} (updated {_iso(state.updated_at)})"
 
 
 # -- replay -------------------------------------------------------------------------------

@@ -105,8 +105,15 @@ class SourceSettings:
     type: str | None = None
     """Where the event type is: ``header:NAME``, ``body:path`` or a literal ``const:NAME``."""
     ordering: Ordering = "none"
+    """``serial``, ``latest`` or ``coalesce``: one event at a time per ordering key and
+    handler (see docs/ordering.md); ``none`` runs deliveries in parallel."""
     ordering_key: str | None = None
+    """Where the key of the object an event is about is; the provider's default if None."""
     occurred_at: str | None = None
+    """Where the time an event happened is; the provider's default if None."""
+    reorder_window: float = 0.0
+    """Seconds a new event is held back so that a late, earlier one can go first
+    (ordered sources only)."""
     # generic HMAC
     header: str | None = None
     algorithm: str = "sha256"
@@ -170,8 +177,8 @@ _SERVER_KEYS = ("host", "port", "max_body_bytes", "trusted_proxies")
 _WORKER_KEYS = ("concurrency", "threads", "batch", "lease", "poll_interval", "grace")
 _SOURCE_KEYS = (
     "provider", "secrets", "tolerance", "dedup_key", "type", "ordering", "ordering_key",
-    "occurred_at", "header", "algorithm", "encoding", "prefix", "timestamp_header",
-    "signed_content", "options", "public_url", "allow_ips",
+    "occurred_at", "reorder_window", "header", "algorithm", "encoding", "prefix",
+    "timestamp_header", "signed_content", "options", "public_url", "allow_ips",
 )  # fmt: skip
 _HANDLER_KEYS = (
     "name", "call", "source", "events", "max_attempts", "max_age", "timeout", "base_delay",
@@ -527,6 +534,11 @@ class _Parser:
             ),
             ordering_key=self.optional_string(raw.get("ordering_key"), f"{key}.ordering_key"),
             occurred_at=self.optional_string(raw.get("occurred_at"), f"{key}.occurred_at"),
+            reorder_window=self.duration(
+                raw.get("reorder_window", d.reorder_window),
+                f"{key}.reorder_window",
+                allow_zero=True,
+            ),
             header=self.optional_string(raw.get("header"), f"{key}.header"),
             algorithm=self.string(raw.get("algorithm", d.algorithm), f"{key}.algorithm"),
             encoding=self.string(raw.get("encoding", d.encoding), f"{key}.encoding"),
@@ -541,13 +553,12 @@ class _Parser:
             public_url=self.public_url(raw.get("public_url"), f"{key}.public_url"),
             allow_ips=self.networks(raw.get("allow_ips"), f"{key}.allow_ips"),
         )
-        if settings.ordering != "none":
+        if settings.reorder_window and settings.ordering == "none":
             raise self.error(
-                f"ordering = {settings.ordering!r} is not available in this version of hookwise "
-                "(deliveries run in parallel, unordered)",
-                f"{key}.ordering",
-                fix='remove the key, or set ordering = "none"; make handlers tolerate '
-                "out-of-order events meanwhile",
+                "reorder_window only applies to ordered sources, and this one has "
+                'ordering = "none"',
+                f"{key}.reorder_window",
+                fix='set ordering = "serial", "latest" or "coalesce", or remove reorder_window',
             )
         if provider == "none":
             self.warn(
@@ -557,7 +568,8 @@ class _Parser:
             )
         missing_here = any(k == f"{key}.secrets" for k, _ in self.missing)
         if not missing_here:
-            self.providers.check(settings, key, self.file)
+            for warning in self.providers.check(settings, key, self.file):
+                self.warn(key, warning)
         return settings
 
     def options(self, raw: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -882,16 +894,18 @@ class _Parser:
 class _ProviderHooks:
     """What the providers package offers for validation, when it is installed."""
 
-    def __init__(self, known: frozenset[str], build: Any) -> None:
+    def __init__(self, known: frozenset[str], build: Any, advise: Any = None) -> None:
         self.known = known
         self.build = build
+        self.advise = advise
 
-    def check(self, settings: SourceSettings, key: str, file: str | None) -> None:
-        """Build the source once so its own complaints surface at load time."""
+    def check(self, settings: SourceSettings, key: str, file: str | None) -> tuple[str, ...]:
+        """Build the source once so its own complaints surface at load time; what is
+        worth a warning about it is returned."""
         if self.build is None:
-            return
+            return ()
         try:
-            self.build(settings)
+            source = self.build(settings)
         except ConfigError as exc:
             raise ConfigError(exc.problem, file=file, key=exc.key or key, fix=exc.fix) from None
         except (ValueError, TypeError, KeyError) as exc:
@@ -901,6 +915,7 @@ class _ProviderHooks:
                 key=key,
                 fix="correct the settings of this source (see the provider's page in the docs)",
             ) from None
+        return tuple(self.advise(source)) if self.advise is not None else ()
 
 
 def _provider_hooks() -> _ProviderHooks:
@@ -914,7 +929,9 @@ def _provider_hooks() -> _ProviderHooks:
         return _ProviderHooks(_FALLBACK_PROVIDERS, None)
     names = getattr(module, "KNOWN_PROVIDERS", None)
     known = frozenset(names) if names else _FALLBACK_PROVIDERS
-    return _ProviderHooks(known, getattr(module, "build_source", None))
+    return _ProviderHooks(
+        known, getattr(module, "build_source", None), getattr(module, "source_warnings", None)
+    )
 
 
 def _anchor_sqlite(url: str, base_dir: Path) -> str:

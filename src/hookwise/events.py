@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,6 +11,9 @@ from typing import Any, Literal
 __all__ = ["Event", "Intake", "NewEvent"]
 
 Intake = Literal["push", "pull", "replay"]
+
+IDEMPOTENCY_KEY_PREFIX = "hw1_"
+"""Starts every :attr:`Event.idempotency_key`; the digit is the derivation's version."""
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -44,7 +48,8 @@ class Event:
     ...     invoice = event.json()["data"]["object"]
 
     ``id`` is the dedup key (the provider's delivery or event id); ``seq`` is
-    hookwise's own arrival number; ``attempt`` counts from 1 for this handler.
+    hookwise's own arrival number; ``attempt`` counts from 1 for this handler;
+    ``handler`` is the name of the handler it is delivered to.
     """
 
     id: str
@@ -58,6 +63,22 @@ class Event:
     intake: Intake = "push"
     attempt: int = 1
     seq: int = 0
+    handler: str = ""
+
+    @property
+    def idempotency_key(self) -> str:
+        """A key naming this event for this handler, to send as an ``Idempotency-Key``
+        header to the APIs the handler calls.
+
+        >>> Event("evt_1", "stripe", "invoice.paid", b"{}", handler="billing").idempotency_key
+        'hw1_...'
+
+        It is the same on every attempt, replay and worker process, and differs per
+        handler, so a retried handler repeats its side effects under the same key and
+        the API applies them once. It reveals nothing of the event but a digest.
+        """
+        material = "\x1f".join((self.source, self.id, self.handler)).encode()
+        return IDEMPOTENCY_KEY_PREFIX + hashlib.sha256(material).hexdigest()[:32]
 
     def json(self) -> Any:
         """The body parsed as JSON (raises ``ValueError`` when it is not JSON)."""

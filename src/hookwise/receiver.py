@@ -367,7 +367,9 @@ class Receiver:
         try:
             if not self._store_open:
                 await self._ensure_open()
-            result = await self.store.append(event, self.handlers.route(source.name, event.type))
+            result = await self.store.append(
+                event, self.handlers.route(source.name, event.type), ordering=source.ordering
+            )
         except StoreError as exc:
             self.outcomes[(source.name, "unavailable")] += 1
             if self._outage_log.allow():

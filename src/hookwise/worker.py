@@ -544,8 +544,8 @@ class Worker:
 
     async def _invoke(self, spec: HandlerSpec, claim: Claim) -> None:
         event = claim.event
-        if event.attempt != claim.attempt:
-            event = dataclasses.replace(event, attempt=claim.attempt)
+        if event.attempt != claim.attempt or event.handler != claim.handler:
+            event = dataclasses.replace(event, attempt=claim.attempt, handler=claim.handler)
         scope = asyncio.timeout(spec.timeout)
         try:
             async with scope:

@@ -564,3 +564,108 @@ def test_rejections_explain_what_a_record_is(hookwise: Shell) -> None:
         for phrase in phrases:
             assert phrase in text, (command, phrase)
     assert "rejections" in hookwise("--help").stdout
+
+
+# -- ordered deliveries in events show / list ---------------------------------------------------
+
+
+def seed_ordered(db: Path) -> dict[str, int]:
+    """Four events about subscription ``sub_1`` under ``ordering = "latest"``: ``e200``
+    applied, ``e100`` then stale, ``e300`` due, ``e400`` waiting behind it. Returns
+    each key's event number."""
+    from hookwise.events import NewEvent
+    from hookwise.store import Ordering, Settlement, SQLiteStore
+
+    latest = Ordering("latest")
+    now = time.time()
+
+    def event(key: str, occurred: float) -> NewEvent:
+        return NewEvent(
+            source="demo",
+            dedup_key=key,
+            type="customer.subscription.updated",
+            body=b"{}",
+            ordering_key="sub_1",
+            occurred_at=occurred,
+            received_at=now,
+        )
+
+    async def work() -> dict[str, int]:
+        seqs: dict[str, int] = {}
+        async with SQLiteStore(str(db)) as store:
+            seqs["e200"] = (
+                await store.append(event("e200", 200.0), ["billing"], ordering=latest)
+            ).seq
+            [claim] = await store.claim("seed", limit=1, lease=60, now=now)
+            settlement = Settlement(
+                delivery_id=claim.delivery_id,
+                fence=claim.fence,
+                owner="seed",
+                outcome="done",
+                started_at=now,
+                finished_at=now + 0.5,
+            )
+            assert await store.settle([settlement]) == [True]
+            for key, occurred in (("e100", 100.0), ("e300", 300.0), ("e400", 400.0)):
+                seqs[key] = (
+                    await store.append(event(key, occurred), ["billing"], ordering=latest)
+                ).seq
+        return seqs
+
+    return asyncio.run(work())
+
+
+def test_events_show_tells_how_an_ordered_delivery_stands(
+    initialized: Shell, project: Path
+) -> None:
+    seqs = seed_ordered(project / "hookwise.db")
+
+    waiting = initialized("events", "show", str(seqs["e400"]))
+    assert waiting.code == 0, waiting
+    [line] = [row for row in waiting.stdout.splitlines() if "billing:" in row]
+    assert "waiting" in line and "behind an earlier event of its key" in line
+    assert "ordering latest by key sub_1" in line
+    assert f"key state: newest applied event #{seqs['e200']}" in waiting.stdout
+    assert "occurred 1970-01-01T00:03:20.000Z" in waiting.stdout
+
+    stale = initialized("events", "show", str(seqs["e100"]))
+    assert stale.code == 0, stale
+    [line] = [row for row in stale.stdout.splitlines() if "billing:" in row]
+    assert "skipped, 0 attempt(s), stale (older than an event already applied for its key)" in line
+
+    document = initialized("events", "show", str(seqs["e400"]), "--json").json()
+    assert document["status"] == "pending"  # an event waiting is still to do
+    [delivery] = document["deliveries"]
+    assert (delivery["status"], delivery["ordering_key"], delivery["policy"]) == (
+        "waiting",
+        "sub_1",
+        "latest",
+    )
+    assert delivery["ordering_state"]["applied_seq"] == seqs["e200"]
+    assert delivery["ordering_state"]["applied_at"] == "1970-01-01T00:03:20.000Z"
+
+
+def test_events_show_of_an_unordered_delivery_has_no_ordering_lines(
+    initialized: Shell, project: Path
+) -> None:
+    seed(project / "hookwise.db", [("plain", "demo", "done", 60.0)])
+    shown = initialized("events", "show", "1")
+    assert shown.code == 0, shown
+    assert "ordering" not in shown.stdout.split("deliveries")[-1]
+    assert "key state" not in shown.stdout
+    [delivery] = initialized("events", "show", "1", "--json").json()["deliveries"]
+    assert (delivery["policy"], delivery["ordering_state"]) == (None, None)
+
+
+def test_events_list_finds_events_waiting_their_turn(initialized: Shell, project: Path) -> None:
+    seqs = seed_ordered(project / "hookwise.db")
+    result = initialized("events", "list", "--status", "waiting", "--json")
+    assert result.code == 0, result
+    assert [row["seq"] for row in result.json()] == [seqs["e400"]]
+    assert result.json()[0]["status"] == "pending"
+
+    table = initialized("events", "list", "--status", "waiting")
+    assert table.code == 0, table
+    assert "e400" in table.stdout and "e300" not in table.stdout
+    skipped = initialized("events", "list", "--status", "skipped", "--json").json()
+    assert [row["id"] for row in skipped] == ["e100"]

@@ -46,11 +46,14 @@ def pg_schema() -> Iterator[str]:
         yield schema_url(schema)
     finally:
         with admin_connect() as conn:
-            # Connections a test left behind would block the drop.
+            # A connection a test left inside a transaction on this schema would block
+            # the drop; only those are cut, never another test's.
             conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE pid <> pg_backend_pid() AND query_start IS NOT NULL "
-                "AND application_name = '' AND datname = current_database() "
-                "AND state = 'idle in transaction'"
+                "SELECT pg_terminate_backend(holders.pid) FROM ("
+                " SELECT DISTINCT l.pid FROM pg_locks AS l"
+                " JOIN pg_class AS c ON c.oid = l.relation"
+                " JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = %s AND l.pid <> pg_backend_pid()) AS holders",
+                (schema,),
             )
             conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -16,7 +16,7 @@ import pytest
 from hookwise.config import StoreSettings
 from hookwise.errors import StoreUnavailable
 from hookwise.events import NewEvent
-from hookwise.store import open_store
+from hookwise.store import Ordering, Settlement, open_store
 from hookwise.store._sql import split_statements, sql_for
 from hookwise.store.postgres import PostgresStore, glob_to_regex
 
@@ -320,3 +320,145 @@ def test_type_globs_read_as_sqlite_reads_them(
         for text in misses:
             row = conn.execute("SELECT %s ~ %s", (text, glob_to_regex(glob))).fetchone()
             assert row == (False,), (glob, text)
+
+
+# -- ordering across processes -------------------------------------------------------------------
+
+SERIAL = Ordering("serial")
+KEYS = [f"sub_{k}" for k in range(5)]
+
+
+def ordered_event(n: int) -> NewEvent:
+    return NewEvent(
+        "stripe",
+        f"evt_{n}",
+        "customer.subscription.updated",
+        b"{}",
+        (),
+        ordering_key=KEYS[n % len(KEYS)],
+        occurred_at=NOW + n,
+        received_at=NOW,
+    )
+
+
+def members_per_key(url: str) -> dict[str, tuple[int, int]]:
+    """(active, waiting) members of each ordering key, read in one snapshot."""
+    with admin_connect() as conn:
+        conn.execute(f"SET search_path = {schema_of(url)}")
+        rows = conn.execute(
+            """
+            SELECT ordering_key,
+                   count(*) FILTER (WHERE status IN ('leased', 'retrying')
+                                       OR (status = 'pending' AND next_attempt_at IS NOT NULL)),
+                   count(*) FILTER (WHERE status = 'pending' AND next_attempt_at IS NULL)
+            FROM deliveries WHERE ordering_key IS NOT NULL GROUP BY ordering_key"""
+        ).fetchall()
+    return {str(key): (int(active), int(waiting)) for key, active, waiting in rows}  # type: ignore[call-overload]
+
+
+async def test_two_intakes_appending_to_the_same_keys_leave_one_active_member_each(
+    url: str,
+) -> None:
+    first, second = await opened(url), await opened(url)
+    try:
+        # Even events through one intake, odd ones through the other, at once: their
+        # transactions race to place members of the same five keys. (No event goes
+        # through both: a shared dedup key would make one transaction wait for the other.)
+        intakes = (first, second)
+        results = await asyncio.gather(
+            *(
+                intakes[n % 2].append(ordered_event(n), ["billing"], ordering=SERIAL)
+                for n in range(200)
+            )
+        )
+        assert not any(r.duplicate for r in results)
+        assert first.stats()[0] + second.stats()[0] < 20, "the intakes should batch"
+        assert members_per_key(url) == {key: (1, 39) for key in KEYS}
+
+        claims = await second.claim("w1", limit=100, lease=LEASE, now=NOW + 1)
+        heads = {c.event.ordering_key: c.event.seq for c in claims}
+        oldest = {key: min(r.seq for r in results[k::5]) for k, key in enumerate(KEYS)}
+        assert heads == oldest  # each key's oldest event, and only it
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_settles_racing_appends_keep_one_active_member_per_key(url: str) -> None:
+    intakes = [await opened(url), await opened(url)]
+    workers = [await opened(url), await opened(url)]
+    claimed: dict[str | None, list[int]] = {key: [] for key in KEYS}
+    appending = True
+    broken: list[dict[str, tuple[int, int]]] = []
+
+    def check() -> None:
+        members = members_per_key(url)
+        if any(active > 1 or (waiting and not active) for active, waiting in members.values()):
+            broken.append(members)
+
+    async def append(store: PostgresStore, numbers: range) -> None:
+        for start in range(numbers.start, numbers.stop, 10):
+            chunk = range(start, min(start + 10, numbers.stop))
+            await asyncio.gather(
+                *(store.append(ordered_event(n), ["billing"], ordering=SERIAL) for n in chunk)
+            )
+
+    async def work(store: PostgresStore, owner: str) -> None:
+        now = NOW + 10_000
+        while True:
+            claims = await store.claim(owner, limit=10, lease=LEASE, now=now)
+            if not claims:
+                if not appending:
+                    return
+                await asyncio.sleep(0.005)
+                continue
+            assert len({c.event.ordering_key for c in claims}) == len(claims)
+            for c in claims:
+                if claimed[c.event.ordering_key][-1:] != [c.event.seq]:  # not a retry
+                    claimed[c.event.ordering_key].append(c.event.seq)
+            settlements = []
+            for c in claims:
+                seq = c.event.seq
+                assert seq is not None
+                outcome = (
+                    "dead"
+                    if seq % 7 == 0
+                    else "retry"
+                    if seq % 3 == 0 and c.attempt == 1
+                    else "done"
+                )
+                settlements.append(
+                    Settlement(
+                        c.delivery_id, c.fence, owner, outcome,  # type: ignore[arg-type]
+                        started_at=now, finished_at=now, next_attempt_at=now,
+                        error=None if outcome == "done" else "boom",
+                    )
+                )  # fmt: skip
+            assert all(await store.settle(settlements))
+            check()
+
+    async def intake() -> None:
+        nonlocal appending
+        try:
+            await asyncio.gather(
+                append(intakes[0], range(0, 100)), append(intakes[1], range(100, 200))
+            )
+        finally:
+            appending = False
+
+    try:
+        outcomes = await asyncio.gather(
+            intake(), *(work(w, f"w{i}") for i, w in enumerate(workers)), return_exceptions=True
+        )
+        assert [o for o in outcomes if o is not None] == []
+        assert broken == []
+        counts = await workers[0].counts()
+        assert counts["waiting"] == counts["pending"] == counts["leased"] == 0
+        assert counts["retrying"] == 0
+        assert counts["done"] + counts["dead"] == 200
+        for key, seqs in claimed.items():
+            assert seqs == sorted(seqs), key  # serial: each key ran in arrival order
+            assert len(seqs) == 40, key
+    finally:
+        for store in (*intakes, *workers):
+            await store.close()

@@ -24,7 +24,7 @@ from hookwise.store import (
 
 T0 = 1_700_000_000.0
 LEASE = 30.0
-ALL_STATUSES = {"pending", "leased", "done", "retrying", "dead", "skipped"}
+ALL_STATUSES = {"pending", "waiting", "leased", "done", "retrying", "dead", "skipped"}
 
 
 def new_event(

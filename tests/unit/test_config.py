@@ -303,7 +303,34 @@ BAD_CONFIGS = [
         DEMO + 'ordering = "random"\n', "sources.demo.ordering", "coalesce", id="ordering-other"
     ),
     pytest.param(
-        DEMO + 'ordering = "latest"\n', "sources.demo.ordering", "remove the key", id="not-yet"
+        DEMO + 'ordering = "latest"\n',
+        "sources.demo.ordering_key",
+        'add ordering_key = "body:',
+        id="ordering-without-key",
+    ),
+    pytest.param(
+        DEMO + 'reorder_window = "5s"\n',
+        "sources.demo.reorder_window",
+        'set ordering = "serial"',
+        id="window-unordered",
+    ),
+    pytest.param(
+        DEMO + 'ordering = "serial"\nordering_key = "data.id"\nreorder_window = "soon"\n',
+        "sources.demo.reorder_window",
+        '"5m"',
+        id="window-not-a-duration",
+    ),
+    pytest.param(
+        DEMO + 'ordering = "serial"\nordering_key = "data.id"\nreorder_window = "-1s"\n',
+        "sources.demo.reorder_window",
+        '"5m"',
+        id="window-negative",
+    ),
+    pytest.param(
+        DEMO + 'ordering = "serial"\nordering_key = "data..id"\n',
+        "sources.demo.ordering_key",
+        "body:",
+        id="ordering-key-not-a-path",
     ),
     pytest.param(
         '[sources.Stripe]\nprovider = "none"\n', "sources.Stripe", "lowercase", id="upper-name"
@@ -573,3 +600,141 @@ allow_ips = ["203.0.113.0/24"]
             parse_config(tomllib.loads(text), env={})
         assert info.value.key == f"sources.tw.{key}"
         assert info.value.fix
+
+
+# -- ordering -----------------------------------------------------------------------------------
+
+STRIPE = """
+[sources.stripe]
+provider = "stripe"
+secrets = ["env:STRIPE_SECRET"]
+"""
+HMAC = """
+[sources.acme]
+provider = "hmac"
+header = "X-Acme-Signature"
+secrets = ["env:ACME_SECRET"]
+"""
+KEYS = {"STRIPE_SECRET": "whsec_test", "ACME_SECRET": "acme-key"}
+
+
+@pytest.mark.parametrize("policy", ["serial", "latest", "coalesce"])
+def test_each_ordering_policy_is_accepted_with_the_provider_s_key(
+    tmp_path: Path, policy: str
+) -> None:
+    from hookwise.providers import build_source
+    from hookwise.store import Ordering
+
+    settings = load(tmp_path, STRIPE + f'ordering = "{policy}"\n', **KEYS)
+    stripe = settings.sources["stripe"]
+    assert (stripe.ordering, stripe.reorder_window) == (policy, 0.0)
+    assert build_source(stripe).ordering == Ordering(policy)  # type: ignore[arg-type]
+    assert settings.warnings == ()  # Stripe gives a key (data.object.id) and a time (created)
+
+
+def test_an_unordered_source_has_no_ordering(tmp_path: Path) -> None:
+    from hookwise.providers import build_source
+
+    for text in (STRIPE, STRIPE + 'ordering = "none"\n'):
+        settings = load(tmp_path, text, **KEYS)
+        assert build_source(settings.sources["stripe"]).ordering is None
+
+
+def test_the_reorder_window_is_a_duration_given_to_the_store(tmp_path: Path) -> None:
+    from hookwise.providers import build_source
+    from hookwise.store import Ordering
+
+    text = STRIPE + 'ordering = "serial"\nreorder_window = "1m30s"\n'
+    stripe = load(tmp_path, text, **KEYS).sources["stripe"]
+    assert stripe.reorder_window == 90.0
+    assert build_source(stripe).ordering == Ordering("serial", 90.0)
+    zero = STRIPE + "reorder_window = 0\n"
+    assert load(tmp_path, zero, **KEYS).sources["stripe"].reorder_window == 0.0
+
+
+def test_a_policy_without_any_ordering_key_names_the_key_and_the_fix(tmp_path: Path) -> None:
+    error = config_error(tmp_path, HMAC + 'ordering = "serial"\n', **KEYS)
+    assert error.key == "sources.acme.ordering_key"
+    assert "'hmac' has no default" in error.problem
+    assert 'ordering_key = "body:' in (error.fix or "")
+    assert 'ordering = "none"' in (error.fix or "")
+
+
+def test_the_ordering_key_setting_gives_a_key_where_the_provider_has_none(
+    tmp_path: Path,
+) -> None:
+    from hookwise.providers import build_source
+
+    settings = load(tmp_path, HMAC + 'ordering = "serial"\nordering_key = "order.id"\n', **KEYS)
+    source = build_source(settings.sources["acme"])
+    assert source.ordering is not None and source.ordering.policy == "serial"
+    described = source.describe(b'{"order": {"id": "o_7"}}', {}, 0.0)
+    assert described.ordering_key == "o_7"
+    assert settings.warnings == ()  # serial needs no time
+
+
+def test_a_provider_that_computes_its_key_needs_no_setting(tmp_path: Path) -> None:
+    text = '[sources.slack]\nprovider = "slack"\nsecrets = ["env:SLACK"]\nordering = "serial"\n'
+    settings = load(tmp_path, text, SLACK="8f742231b10e8888abcd99yyyzzz85a5")
+    assert settings.sources["slack"].ordering == "serial"
+
+
+@pytest.mark.parametrize(
+    ("policy", "warned"),
+    [
+        ("latest", 'like "serial"'),
+        ("coalesce", "can't tell a stale event"),
+    ],
+)
+def test_latest_and_coalesce_without_a_time_warn(tmp_path: Path, policy: str, warned: str) -> None:
+    text = HMAC + f'ordering = "{policy}"\nordering_key = "order.id"\n'
+    (warning,) = load(tmp_path, text, **KEYS).warnings
+    assert warning.startswith(f"{tmp_path / 'hookwise.toml'}: [sources.acme]")
+    assert warned in warning and "occurred_at =" in warning
+    timed = text + 'occurred_at = "order.updated_at"\n'
+    assert load(tmp_path, timed, **KEYS).warnings == ()
+
+
+def test_a_reorder_window_without_a_time_warns_that_it_only_delays(tmp_path: Path) -> None:
+    text = HMAC + 'ordering = "serial"\nordering_key = "order.id"\nreorder_window = "5s"\n'
+    (warning,) = load(tmp_path, text, **KEYS).warnings
+    assert "reorder_window" in warning and "only delays" in warning
+
+
+def test_sources_added_in_code_take_ordering_settings() -> None:
+    from hookwise import Hookwise
+    from hookwise.store import Ordering
+
+    hw = Hookwise(store="memory://")
+    hw.source(
+        "acme",
+        provider="hmac",
+        header="X-Sig",
+        secrets=["s3cret"],
+        ordering="coalesce",
+        ordering_key="body:order.id",
+        reorder_window="10s",
+    )
+    assert hw.sources["acme"].ordering == Ordering("coalesce", 10.0)
+    with pytest.raises(ConfigError) as caught:
+        hw.source("bare", provider="hmac", header="X-Sig", secrets=["s3cret"], ordering="latest")
+    assert caught.value.key == "sources.bare.ordering_key"
+    with pytest.raises(ConfigError) as caught:
+        hw.source("loose", provider="hmac", header="X-Sig", secrets=["s"], reorder_window=5)
+    assert caught.value.key == "sources.loose.reorder_window"
+
+
+def test_every_toml_snippet_of_the_ordering_docs_is_valid_config() -> None:
+    import re
+    import tomllib
+
+    from hookwise.config import parse_config
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "ordering.md"
+    snippets = re.findall(r"```toml\n(.*?)```", docs.read_text("utf-8"), re.DOTALL)
+    assert len(snippets) >= 3
+    env = {"STRIPE_WEBHOOK_SECRET": "whsec_test", "SHOP_WEBHOOK_SECRET": "s3cret"}
+    for snippet in snippets:
+        settings = parse_config(tomllib.loads(snippet), file="docs/ordering.md", env=env)
+        assert settings.warnings == (), snippet
+        assert all(s.ordering != "none" for s in settings.sources.values()), snippet

@@ -28,6 +28,8 @@ __all__ = [
     "DeliveryStatus",
     "EventFilter",
     "EventRecord",
+    "Ordering",
+    "OrderingState",
     "Outcome",
     "RejectionRecord",
     "Settlement",
@@ -40,8 +42,38 @@ REJECTIONS_KEPT = 1000
 REJECTED_BODY_KEPT = 16 * 1024
 """Bytes of a rejected request's body kept in its record (``body_size`` tells the rest)."""
 
-DeliveryStatus = Literal["pending", "leased", "done", "retrying", "dead", "skipped"]
+DeliveryStatus = Literal["pending", "waiting", "leased", "done", "retrying", "dead", "skipped"]
+"""``waiting``: an ordered delivery queued behind the active member of its group
+(stored as ``pending`` without a due time; no claim sees it until it is promoted)."""
 Outcome = Literal["done", "retry", "dead", "skipped"]
+OrderingPolicy = Literal["serial", "latest", "coalesce"]
+
+
+@dataclass(frozen=True, slots=True)
+class Ordering:
+    """How the deliveries of one appended event are ordered within their group
+    ``(handler, ordering_key)``: at most one member of a group runs at a time.
+
+    ``serial`` runs every event, one after the other; ``latest`` skips an event older
+    than the newest one applied (``stale``); ``coalesce`` runs only the newest waiting
+    event and skips the others (``superseded``). ``window`` (seconds) holds a new
+    head back that long so late, earlier events can still take its place.
+    """
+
+    policy: OrderingPolicy
+    window: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class OrderingState:
+    """What an ordered group has applied so far: the newest ``occurred_at`` and event
+    ``seq`` among its deliveries settled ``done``."""
+
+    handler: str
+    ordering_key: str
+    applied_at: float | None
+    applied_seq: int | None
+    updated_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +154,9 @@ class DeliveryRecord:
     source: str = ""
     event_type: str = ""
     dedup_key: str = ""
+    ordering_key: str | None = None
+    policy: str | None = None
+    """The ordering policy the delivery was stored with; None when unordered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,10 +241,16 @@ class Store(Protocol):
 
     # -- intake ---------------------------------------------------------------------
 
-    async def append(self, event: NewEvent, handlers: Sequence[str]) -> AppendResult:
+    async def append(
+        self, event: NewEvent, handlers: Sequence[str], *, ordering: Ordering | None = None
+    ) -> AppendResult:
         """Store ``event`` unless ``(source, dedup_key)`` is already there, creating one
         ``pending`` delivery per handler (due at ``event.received_at``), in one
         transaction. Returns only after that transaction is durable.
+
+        With ``ordering`` and an ``event.ordering_key``, each delivery joins its group
+        ``(handler, ordering_key)``: it waits while another member is active, or is
+        skipped as ``stale`` (``latest``/``coalesce``) when a newer event was applied.
 
         Raises :class:`~hookwise.errors.StoreUnavailable` when it can't be written and
         :class:`~hookwise.errors.StoreOverloaded` when too much is queued.
@@ -273,7 +314,12 @@ class Store(Protocol):
         """Dead letters, newest first."""
 
     async def counts(self) -> dict[str, int]:
-        """Deliveries per status, every status present (zero when none)."""
+        """Deliveries per status, every status present (zero when none); ``waiting``
+        counts ordered deliveries queued behind their group's active member."""
+
+    async def ordering_state(self, handler: str, ordering_key: str) -> OrderingState | None:
+        """What the group ``(handler, ordering_key)`` has applied; None before its
+        first ``done``."""
 
     # -- operator actions ---------------------------------------------------------------
 

@@ -83,6 +83,7 @@ def claim_record(row: Row, event: Row) -> Claim:
             intake=event["intake"],
             attempt=row["attempts"],
             seq=event["seq"],
+            handler=row["handler"],
         ),
     )
 

@@ -1,8 +1,8 @@
 """A store that lives in the process's memory: fast, and gone when the process ends.
 
 It keeps exactly the promises of the SQLite and PostgreSQL stores (dedup on
-``(source, dedup_key)``, leases with fencing, statuses and attempt history), so it
-is what tests and ``hookwise.testing`` use.
+``(source, dedup_key)``, leases with fencing, statuses, attempt history and ordering
+groups), so it is what tests and ``hookwise.testing`` use.
 
 :class:`Subscribers` (who wants to hear that new work may be due) lives here too:
 the SQLite store shares it.
@@ -32,6 +32,8 @@ from ._base import (
     DeliveryStatus,
     EventFilter,
     EventRecord,
+    Ordering,
+    OrderingState,
     RejectionRecord,
     Settlement,
 )
@@ -46,6 +48,13 @@ FINISHED_STATUSES = frozenset({"done", "skipped"})
 
 DISCARDED = "discarded"
 """The error a discarded dead letter is left with."""
+
+STALE = "stale"
+"""The error of an ordered delivery skipped because a newer event of its group was
+already applied (``latest`` and ``coalesce``)."""
+
+SUPERSEDED = "superseded"
+"""The error of a waiting ``coalesce`` delivery skipped because a newer one runs."""
 
 _log = logging.getLogger("hookwise.store")
 
@@ -84,6 +93,23 @@ class _Delivery:
     fence: int = 0
     last_error: str | None = None
     history: list[AttemptRecord] = field(default_factory=list)
+    ordering_key: str | None = None
+    ordering: Ordering | None = None
+    """Set (with ``ordering_key``) when the delivery belongs to an ordered group."""
+
+    @property
+    def group(self) -> tuple[str, str] | None:
+        if self.ordering is None or self.ordering_key is None:
+            return None
+        return (self.handler, self.ordering_key)
+
+    @property
+    def shown_status(self) -> DeliveryStatus:
+        """The status records show: a pending delivery without a due time waits
+        behind the active member of its group."""
+        if self.status == "pending" and self.next_attempt_at is None:
+            return "waiting"
+        return self.status
 
     def is_due(self, now: float) -> bool:
         if self.status in ("pending", "retrying"):
@@ -95,14 +121,32 @@ class _Delivery:
     def holds(self, owner: str, fence: int) -> bool:
         return self.status == "leased" and self.lease_owner == owner and self.fence == fence
 
-    def schedule(self, now: float) -> None:
-        """Pending again now with a fresh attempt budget."""
+    def schedule(self, now: float, *, wait: bool = False) -> None:
+        """Pending again now (or waiting, with ``wait``) with a fresh attempt budget."""
         self.status = "pending"
         self.attempts = 0
-        self.next_attempt_at = now
+        self.next_attempt_at = None if wait else now
         self.lease_owner = None
         self.lease_expires_at = None
         self.updated_at = now
+
+    def skip(self, reason: str, now: float) -> None:
+        """Settled ``skipped`` without running: no attempt is recorded."""
+        self.status = "skipped"
+        self.last_error = reason
+        self.next_attempt_at = None
+        self.lease_owner = None
+        self.lease_expires_at = None
+        self.updated_at = now
+
+
+@dataclass(slots=True)
+class _Group:
+    """The unfinished members of one ordered group ``(handler, ordering_key)``: at
+    most one ``head`` (due, leased or retrying), the others waiting behind it."""
+
+    head: _Delivery | None = None
+    waiting: dict[int, _Delivery] = field(default_factory=dict)
 
 
 class Subscribers:
@@ -211,6 +255,8 @@ class MemoryStore:
         self._rejections: dict[int, RejectionRecord] = {}
         self._rejection_ids: dict[str, deque[int]] = {}  # per source, oldest first
         self._next_rejection_id = 1
+        self._groups: dict[tuple[str, str], _Group] = {}
+        self._applied: dict[tuple[str, str], OrderingState] = {}
         self._subscribers = Subscribers()
 
     # -- lifecycle ------------------------------------------------------------------
@@ -239,8 +285,13 @@ class MemoryStore:
 
     # -- intake ---------------------------------------------------------------------
 
-    async def append(self, event: NewEvent, handlers: Sequence[str]) -> AppendResult:
+    async def append(
+        self, event: NewEvent, handlers: Sequence[str], *, ordering: Ordering | None = None
+    ) -> AppendResult:
         self._check_open()
+        if event.ordering_key is None:
+            ordering = None  # nothing to order on: runs like an unordered event
+        due_work = False
         with self._lock:
             key = (event.source, event.dedup_key)
             existing = self._seq_by_key.get(key)
@@ -263,10 +314,63 @@ class MemoryStore:
             self._seq_by_key[key] = seq
             self._by_event[seq] = []
             for handler in dict.fromkeys(handlers):
-                self._add_delivery(seq, handler, due=event.received_at)
-        if handlers:
+                delivery = self._add_delivery(seq, handler, due=event.received_at)
+                if ordering is None:
+                    due_work = True
+                else:
+                    due_work |= self._join_group(delivery, ordering, event)
+        if due_work:
             self._subscribers.notify()
         return AppendResult(seq=seq, duplicate=False)
+
+    def _join_group(self, delivery: _Delivery, ordering: Ordering, event: NewEvent) -> bool:
+        """Place a new ordered delivery in its group: skipped when stale, waiting
+        behind an active member, else active. True when it is active (due work)."""
+        assert event.ordering_key is not None
+        delivery.ordering = ordering
+        delivery.ordering_key = event.ordering_key
+        key = (delivery.handler, event.ordering_key)
+        occurred_at, received_at = event.occurred_at, event.received_at
+        if ordering.policy != "serial" and self._is_stale(key, occurred_at):
+            delivery.skip(STALE, received_at)
+            return False
+        group = self._groups.setdefault(key, _Group())
+        head = group.head
+        due = received_at + ordering.window
+        if head is None:
+            group.head = delivery
+            delivery.next_attempt_at = due
+            return True
+        head_occurred_at = self._events[head.event_seq].occurred_at
+        if (
+            ordering.window > 0
+            and head.status == "pending"
+            and head.attempts == 0
+            and head.next_attempt_at is not None
+            and occurred_at is not None
+            and head_occurred_at is not None
+            and head_occurred_at > occurred_at
+        ):
+            # An earlier event arrived within the window: it goes first.
+            delivery.next_attempt_at = max(due, head.next_attempt_at)
+            head.next_attempt_at = None
+            head.updated_at = received_at
+            group.waiting[head.id] = head
+            group.head = delivery
+            return True
+        delivery.next_attempt_at = None
+        group.waiting[delivery.id] = delivery
+        return False
+
+    def _is_stale(self, key: tuple[str, str], occurred_at: float | None) -> bool:
+        """Whether an event of the group ``key`` is older than the newest applied."""
+        state = self._applied.get(key)
+        return (
+            occurred_at is not None
+            and state is not None
+            and state.applied_at is not None
+            and occurred_at < state.applied_at
+        )
 
     def _add_delivery(self, seq: int, handler: str, *, due: float) -> _Delivery:
         delivery = _Delivery(
@@ -337,6 +441,7 @@ class MemoryStore:
                 received_at=record.received_at,
                 intake=record.intake,
                 attempt=delivery.attempts,
+                handler=delivery.handler,
                 seq=record.seq,
             ),
         )
@@ -357,6 +462,7 @@ class MemoryStore:
     async def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
         self._check_open()
         applied = []
+        promoted = False
         with self._lock:
             for s in settlements:
                 delivery = self._deliveries.get(s.delivery_id)
@@ -387,7 +493,85 @@ class MemoryStore:
                 delivery.lease_expires_at = None
                 delivery.updated_at = s.finished_at
                 applied.append(True)
+                if delivery.group is not None and s.outcome != "retry":
+                    if s.outcome == "done":
+                        self._mark_applied(delivery, s.finished_at)
+                    promoted |= self._leave_group(delivery, s.finished_at)
+        if promoted:
+            self._subscribers.notify()
         return applied
+
+    def _mark_applied(self, delivery: _Delivery, now: float) -> None:
+        key = delivery.group
+        assert key is not None
+        occurred_at = self._events[delivery.event_seq].occurred_at
+        old = self._applied.get(key)
+        applied_at, applied_seq = occurred_at, delivery.event_seq
+        if old is not None:
+            if old.applied_at is not None:
+                applied_at = (
+                    old.applied_at if applied_at is None else max(old.applied_at, applied_at)
+                )
+            if old.applied_seq is not None:
+                applied_seq = max(old.applied_seq, applied_seq)
+        self._applied[key] = OrderingState(
+            handler=key[0],
+            ordering_key=key[1],
+            applied_at=applied_at,
+            applied_seq=applied_seq,
+            updated_at=now,
+        )
+
+    def _leave_group(self, delivery: _Delivery, now: float) -> bool:
+        """A settled member (done, dead or skipped) leaves its group, and the next
+        waiting one is promoted by the policy. True when one was promoted."""
+        key = delivery.group
+        assert key is not None and delivery.ordering is not None
+        group = self._groups.get(key)
+        if group is None:
+            return False
+        if group.head is delivery:
+            group.head = None
+        group.waiting.pop(delivery.id, None)
+        promoted = self._promote(key, group, delivery.ordering, now)
+        if group.head is None and not group.waiting:
+            del self._groups[key]
+        return promoted
+
+    def _promote(self, key: tuple[str, str], group: _Group, ordering: Ordering, now: float) -> bool:
+        """Make the next waiting member of a group without a head active, skipping
+        stale (``latest``, ``coalesce``) and superseded (``coalesce``) ones unrun."""
+        while group.head is None and group.waiting:
+            if ordering.policy == "coalesce":
+                chosen = max(group.waiting.values(), key=self._newest_first)
+                for other in group.waiting.values():
+                    if other is not chosen:
+                        other.skip(SUPERSEDED, now)
+                group.waiting.clear()
+            else:
+                order = self._time_order if ordering.window > 0 else self._arrival_order
+                chosen = min(group.waiting.values(), key=order)
+                del group.waiting[chosen.id]
+            event = self._events[chosen.event_seq]
+            if ordering.policy != "serial" and self._is_stale(key, event.occurred_at):
+                chosen.skip(STALE, now)
+                continue
+            chosen.next_attempt_at = max(now, event.received_at + ordering.window)
+            chosen.updated_at = now
+            group.head = chosen
+            return True
+        return False
+
+    def _arrival_order(self, delivery: _Delivery) -> int:
+        return delivery.event_seq
+
+    def _time_order(self, delivery: _Delivery) -> tuple[bool, float, int]:
+        occurred_at = self._events[delivery.event_seq].occurred_at
+        return (occurred_at is None, occurred_at or 0.0, delivery.event_seq)
+
+    def _newest_first(self, delivery: _Delivery) -> tuple[bool, float, int]:
+        occurred_at = self._events[delivery.event_seq].occurred_at
+        return (occurred_at is not None, occurred_at or 0.0, delivery.event_seq)
 
     async def release(self, owner: str, leases: Sequence[tuple[int, int]], *, now: float) -> int:
         self._check_open()
@@ -438,10 +622,10 @@ class MemoryStore:
                     continue
                 if flt.since is not None and record.received_at < flt.since:
                     continue
-                statuses = [self._deliveries[i].status for i in self._by_event[seq]]
-                if flt.status is not None and flt.status not in statuses:
+                members = [self._deliveries[i] for i in self._by_event[seq]]
+                if flt.status is not None and all(d.shown_status != flt.status for d in members):
                     continue
-                found.append(_with_status(record, statuses))
+                found.append(_with_status(record, [d.status for d in members]))
                 if len(found) >= flt.limit:
                     break
         return found
@@ -486,8 +670,13 @@ class MemoryStore:
         counts: dict[str, int] = dict.fromkeys(DELIVERY_STATUSES, 0)
         with self._lock:
             for delivery in self._deliveries.values():
-                counts[delivery.status] += 1
+                counts[delivery.shown_status] += 1
         return counts
+
+    async def ordering_state(self, handler: str, ordering_key: str) -> OrderingState | None:
+        self._check_open()
+        with self._lock:
+            return self._applied.get((handler, ordering_key))
 
     # -- operator actions ---------------------------------------------------------------
 
@@ -495,12 +684,12 @@ class MemoryStore:
         self, delivery_ids: Sequence[int] | None, *, now: float, source: str | None = None
     ) -> int:
         self._check_open()
-        scheduled = 0
+        scheduled = due_work = 0
         with self._lock:
             for delivery in self._dead(delivery_ids, source):
-                delivery.schedule(now)
+                due_work += self._reschedule(delivery, now)
                 scheduled += 1
-        if scheduled:
+        if due_work:
             self._subscribers.notify()
         return scheduled
 
@@ -508,26 +697,48 @@ class MemoryStore:
         self, event_seqs: Sequence[int], handlers: Sequence[str], *, now: float
     ) -> int:
         self._check_open()
-        scheduled = 0
+        scheduled = due_work = 0
         with self._lock:
             for seq in dict.fromkeys(event_seqs):
-                if seq not in self._events:
+                record = self._events.get(seq)
+                if record is None:
                     continue
                 existing = {
                     self._deliveries[i].handler: self._deliveries[i] for i in self._by_event[seq]
                 }
+                # A handler new to the event joins the group its siblings were stored in.
+                ordering = next((d.ordering for d in existing.values() if d.ordering), None)
                 for handler in dict.fromkeys(handlers):
                     delivery = existing.get(handler)
                     if delivery is None:
                         delivery = self._add_delivery(seq, handler, due=now)
+                        if ordering is not None and record.ordering_key is not None:
+                            delivery.ordering = ordering
+                            delivery.ordering_key = record.ordering_key
                     elif delivery.status == "leased":
                         continue
-                    else:
-                        delivery.schedule(now)
+                    due_work += self._reschedule(delivery, now)
                     scheduled += 1
-        if scheduled:
+        if due_work:
             self._subscribers.notify()
         return scheduled
+
+    def _reschedule(self, delivery: _Delivery, now: float) -> bool:
+        """Pending now with a fresh attempt budget; an ordered delivery whose group has
+        another active member waits behind it instead. True when it is due."""
+        key = delivery.group
+        if key is None:
+            delivery.schedule(now)
+            return True
+        group = self._groups.setdefault(key, _Group())
+        if group.head is not None and group.head is not delivery:
+            delivery.schedule(now, wait=True)
+            group.waiting[delivery.id] = delivery
+            return False
+        group.waiting.pop(delivery.id, None)
+        group.head = delivery
+        delivery.schedule(now)
+        return True
 
     async def discard_dead(
         self, delivery_ids: Sequence[int] | None, *, now: float, source: str | None = None
@@ -654,7 +865,7 @@ class MemoryStore:
             id=d.id,
             event_seq=d.event_seq,
             handler=d.handler,
-            status=d.status,
+            status=d.shown_status,
             attempts=d.attempts,
             next_attempt_at=d.next_attempt_at,
             lease_owner=d.lease_owner,
@@ -665,6 +876,8 @@ class MemoryStore:
             source=event.source,
             event_type=event.type,
             dedup_key=event.dedup_key,
+            ordering_key=d.ordering_key,
+            policy=None if d.ordering is None else d.ordering.policy,
         )
 
 

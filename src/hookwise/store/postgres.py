@@ -14,6 +14,22 @@ our own). The pieces:
   subscribed workers ``LISTEN`` on a connection of their own and claim at once. When
   that connection is lost they keep polling (``[worker] poll_interval``) and listen
   again as soon as the database answers.
+- **Ordering**: a group ``(handler, ordering_key)`` has at most one active member
+  (due, leased or retrying); the others wait (``pending`` without a due time, which no
+  claim ever sees). Placing a new member, promoting the next one when the head settles,
+  and rescheduling a dead or replayed one each read the group and then change it, from
+  several processes at once. Each runs in a transaction that first takes the group's
+  **transaction-scoped advisory lock** (``pg_advisory_xact_lock`` on a 64-bit hash of
+  schema, handler and key), all of a batch's groups in key order so two transactions
+  can't deadlock; every read comes after the lock, so it sees what the previous holder
+  committed. Why this lock: it is per group, so unrelated keys never wait on each other
+  (a table lock, or ``SERIALIZABLE`` with its retries, would serialize or abort them);
+  it needs no row to exist (a row lock can't guard "is there an active member?" when
+  there is none yet); and it is released by the commit, so a crash leaves nothing
+  behind. Only ordered work takes it: unordered appends keep their one statement and
+  unordered settles theirs. A unique partial index (``deliveries_group_active``)
+  refuses a second active member whatever happens, and makes "has this group an active
+  member?" one index probe however long its backlog.
 - **Failure**: a lost or refused connection is :class:`StoreUnavailable` (the receiver
   answers 503 with Retry-After, never 200), and the next use connects again.
 
@@ -24,13 +40,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, get_args
 
 import psycopg
 from psycopg import sql
@@ -48,6 +65,9 @@ from ._base import (
     DeliveryRecord,
     EventFilter,
     EventRecord,
+    Ordering,
+    OrderingPolicy,
+    OrderingState,
     RejectionRecord,
     Settlement,
 )
@@ -56,7 +76,7 @@ from ._rows import delivery_record as _delivery_record
 from ._rows import event_record as _event_record
 from ._rows import rejection_record
 from ._sql import missing_migrations, split_statements, sql_for
-from .memory import DELIVERY_STATUSES
+from .memory import DELIVERY_STATUSES, STALE, SUPERSEDED
 from .sqlite import headers_json
 
 __all__ = ["PostgresStore"]
@@ -65,6 +85,10 @@ log = logging.getLogger("hookwise.store.postgres")
 
 T = TypeVar("T")
 Row = dict[str, Any]
+Group = tuple[str, str]
+"""An ordering group: (handler, ordering_key)."""
+Queued = tuple[NewEvent, tuple[str, ...], Ordering | None, asyncio.Future[AppendResult]]
+"""An append waiting for its batch: the event, its handlers, its ordering, its answer."""
 
 MAX_BATCH = 1000
 """Most appends shared by one statement."""
@@ -76,8 +100,14 @@ the intake tries to connect again: an outage answers fast instead of queueing.""
 LISTEN_RETRY_MAX = 5.0
 """Longest pause between attempts to listen again after the connection was lost."""
 
+PROMOTION_PEEK = 64
+"""Waiting members a ``latest`` promotion reads at once: the stale ones before the first
+fresh one are skipped; a longer run of stale ones takes another read."""
+
 _SQL = sql_for("postgresql")
 _Q = _SQL.queries
+
+_POLICIES: frozenset[str] = frozenset(get_args(OrderingPolicy))
 
 _SETTLED_STATUS = {"done": "done", "retry": "retrying", "dead": "dead", "skipped": "skipped"}
 
@@ -106,7 +136,7 @@ class PostgresStore:
         self._intake_lock = asyncio.Lock()
         self._connect_failed_at = float("-inf")
         self._connect_error: StoreUnavailable | None = None
-        self._queue: list[tuple[NewEvent, tuple[str, ...], asyncio.Future[AppendResult]]] = []
+        self._queue: list[Queued] = []
         self._flusher: asyncio.Task[None] | None = None
         self._has_work = asyncio.Event()
         self._commits = 0
@@ -160,7 +190,7 @@ class PostgresStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
             self._flusher = None
-        for _, _, future in self._queue:
+        for *_, future in self._queue:
             if not future.done():
                 future.set_exception(StoreNotOpen("PostgreSQL store"))
         self._queue.clear()
@@ -287,7 +317,9 @@ class PostgresStore:
         """(commits, appends answered, largest batch) since :meth:`open`."""
         return self._commits, self._appended, self._largest_batch
 
-    async def append(self, event: NewEvent, handlers: Sequence[str]) -> AppendResult:
+    async def append(
+        self, event: NewEvent, handlers: Sequence[str], *, ordering: Ordering | None = None
+    ) -> AppendResult:
         if not self._open:
             raise StoreNotOpen("PostgreSQL store")
         if len(self._queue) >= self.settings.max_pending:
@@ -300,8 +332,16 @@ class PostgresStore:
             if isinstance(handlers, tuple) and len(handlers) <= 1
             else tuple(dict.fromkeys(handlers))
         )
+        if ordering is not None:
+            if ordering.policy not in _POLICIES:  # the database would refuse the batch
+                raise ValueError(
+                    f"unknown ordering policy {ordering.policy!r}; "
+                    f"use one of {', '.join(sorted(_POLICIES))}"
+                )
+            if event.ordering_key is None:
+                ordering = None  # nothing to order on: runs like an unordered event
         future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
-        self._queue.append((event, names, future))
+        self._queue.append((event, names, ordering, future))
         self._has_work.set()
         return await future
 
@@ -315,9 +355,7 @@ class PostgresStore:
                 del self._queue[:limit]
                 await self._flush(batch)
 
-    async def _flush(
-        self, batch: list[tuple[NewEvent, tuple[str, ...], asyncio.Future[AppendResult]]]
-    ) -> None:
+    async def _flush(self, batch: list[Queued]) -> None:
         try:
             results = await self._write_batch(batch)
         except psycopg.DataError as exc:
@@ -341,7 +379,7 @@ class PostgresStore:
         self._commits += 1
         self._appended += len(batch)
         self._largest_batch = max(self._largest_batch, len(batch))
-        for (_, _, future), result in zip(batch, results, strict=True):
+        for (*_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
 
@@ -372,12 +410,12 @@ class PostgresStore:
         self._intake = conn
         return conn
 
-    async def _write_batch(
-        self, batch: list[tuple[NewEvent, tuple[str, ...], asyncio.Future[AppendResult]]]
-    ) -> list[AppendResult]:
+    async def _write_batch(self, batch: list[Queued]) -> list[AppendResult]:
         slot_of: dict[tuple[str, str], int] = {}
         keys: list[tuple[str, str]] = []
         slots: list[int] = []
+        # slot, event, ordering key, handlers, ordering
+        ordered: list[tuple[int, NewEvent, str, tuple[str, ...], Ordering]] = []
         columns: dict[str, list[Any]] = {
             name: []
             for name in (
@@ -385,7 +423,7 @@ class PostgresStore:
                 "intake", "headers", "body", "d_idx", "d_handler", "d_due",
             )
         }  # fmt: skip
-        for event, handlers, _ in batch:
+        for event, handlers, ordering, _ in batch:
             key = (_text(event.source), _text(event.dedup_key))
             slot = slot_of.get(key)
             if slot is None:
@@ -402,35 +440,23 @@ class PostgresStore:
                 columns["intake"].append(event.intake)
                 columns["headers"].append(_text(headers_json(event.headers)))
                 columns["body"].append(event.body)
-                for handler in handlers:
-                    columns["d_idx"].append(slot + 1)
-                    columns["d_handler"].append(handler)
-                    columns["d_due"].append(event.received_at)
+                if ordering is not None and event.ordering_key is not None and handlers:
+                    ordered.append((slot, event, _text(event.ordering_key), handlers, ordering))
+                else:
+                    for handler in handlers:
+                        columns["d_idx"].append(slot + 1)
+                        columns["d_handler"].append(handler)
+                        columns["d_due"].append(event.received_at)
             slots.append(slot)
         columns["channel"] = self._channel  # type: ignore[assignment]
 
         async with self._intake_lock:
             conn = await self._intake_connection()
             with _errors("write events", self.url):
-                cursor = await conn.execute(_Q["append_batch"], columns)
-                rows = await cursor.fetchall()
-                seqs: list[int | None] = [row["seq"] for row in rows]
-                new: list[bool] = [row["new"] for row in rows]
-                missing = [i for i, seq in enumerate(seqs) if seq is None]
-                if missing:
-                    # Stored by another process after this statement's snapshot was taken.
-                    cursor = await conn.execute(
-                        _Q["event_seqs_by_keys"],
-                        {
-                            "source": [keys[i][0] for i in missing],
-                            "dedup_key": [keys[i][1] for i in missing],
-                        },
-                    )
-                    found = {
-                        (r["source"], r["dedup_key"]): r["seq"] for r in await cursor.fetchall()
-                    }
-                    for i in missing:
-                        seqs[i] = found[keys[i]]
+                if ordered:
+                    seqs, new = await self._write_ordered(conn, columns, keys, ordered)
+                else:
+                    seqs, new = await self._insert_events(conn, columns, keys)
 
         results: list[AppendResult] = []
         answered: set[int] = set()
@@ -441,6 +467,109 @@ class PostgresStore:
             answered.add(slot)
             results.append(AppendResult(seq=seq, duplicate=duplicate))
         return results
+
+    async def _write_ordered(
+        self,
+        conn: psycopg.AsyncConnection[Row],
+        columns: dict[str, list[Any]],
+        keys: list[tuple[str, str]],
+        ordered: list[tuple[int, NewEvent, str, tuple[str, ...], Ordering]],
+    ) -> tuple[list[int | None], list[bool]]:
+        """A batch with ordered deliveries: one transaction that locks their groups,
+        inserts the events (and unordered deliveries), then places the ordered ones by
+        what their groups hold."""
+        async with conn.transaction():
+            groups = ((h, key) for _, _, key, handlers, _ in ordered for h in handlers)
+            await conn.execute(_Q["lock_groups"], _group_params(groups))
+            seqs, new = await self._insert_events(conn, columns, keys)
+            members = [
+                _Member(seq, h, key, e.occurred_at, e.received_at, o.policy, o.window)
+                for slot, e, key, handlers, o in ordered
+                if new[slot] and (seq := seqs[slot]) is not None
+                for h in handlers
+            ]
+            if members:
+                await self._place_ordered(conn, members)
+        return seqs, new
+
+    async def _insert_events(
+        self,
+        conn: psycopg.AsyncConnection[Row],
+        columns: dict[str, list[Any]],
+        keys: list[tuple[str, str]],
+    ) -> tuple[list[int | None], list[bool]]:
+        """Insert-or-skip the events with their unordered deliveries (one statement);
+        the stored seq of each and whether this statement inserted it."""
+        cursor = await conn.execute(_Q["append_batch"], columns)
+        rows = await cursor.fetchall()
+        seqs: list[int | None] = [row["seq"] for row in rows]
+        new: list[bool] = [row["new"] for row in rows]
+        missing = [i for i, seq in enumerate(seqs) if seq is None]
+        if missing:
+            # Stored by another process after this statement's snapshot was taken.
+            cursor = await conn.execute(
+                _Q["event_seqs_by_keys"],
+                {
+                    "source": [keys[i][0] for i in missing],
+                    "dedup_key": [keys[i][1] for i in missing],
+                },
+            )
+            found = {(r["source"], r["dedup_key"]): r["seq"] for r in await cursor.fetchall()}
+            for i in missing:
+                seqs[i] = found[keys[i]]
+        return seqs, new
+
+    async def _place_ordered(
+        self, conn: psycopg.AsyncConnection[Row], members: list[_Member]
+    ) -> None:
+        """Insert the ordered deliveries of new events, their groups locked by the caller:
+        each active, waiting or stale as :func:`_place` decides from what its group
+        holds (its active member, its newest applied time)."""
+        cursor = await conn.execute(_Q["group_heads"], _group_params(m.group for m in members))
+        heads: dict[Group, _Head] = {}
+        applied: dict[Group, float | None] = {}
+        for row in await cursor.fetchall():
+            group = (row["handler"], row["ordering_key"])
+            applied[group] = row["applied_at"]
+            if row["id"] is not None:
+                started = row["status"] != "pending" or row["attempts"] > 0
+                heads[group] = _Head(row["id"], started, row["occurred_at"], row["next_attempt_at"])
+        windowed = {m.group for m in members if m.window > 0}
+        unstarted = [
+            head.id
+            for group, head in heads.items()
+            if group in windowed and not head.started and head.id is not None
+        ]
+        if unstarted:
+            # An earlier event may take an unstarted head's place. A claim may have
+            # taken some since they were read: the others are locked until commit.
+            cursor = await conn.execute(_Q["hold_unstarted_heads"], {"id": unstarted})
+            held = {row["id"] for row in await cursor.fetchall()}
+            for head in heads.values():
+                if head.id in unstarted and head.id not in held:
+                    head.started = True
+        displaced = _place(members, heads, applied)
+        if displaced:
+            await conn.execute(
+                _Q["demote_heads"],
+                {"id": displaced, "now": max(m.received_at for m in members)},
+            )
+        await conn.execute(
+            _Q["insert_ordered_deliveries"],
+            {
+                "event_seq": [m.event_seq for m in members],
+                "handler": [m.handler for m in members],
+                "status": [m.status for m in members],
+                "due": [m.due for m in members],
+                "error": [m.error for m in members],
+                "received_at": [m.received_at for m in members],
+                "ordering_key": [m.ordering_key for m in members],
+                "occurred_at": [m.occurred_at for m in members],
+                "policy": [m.policy for m in members],
+                "ordering_window": [m.window for m in members],
+                "channel": self._channel,
+            },
+        )
 
     # -- work -------------------------------------------------------------------------
 
@@ -510,9 +639,87 @@ class PostgresStore:
             params["started_at"].append(s.started_at)
             params["finished_at"].append(s.finished_at)
             params["outcome"].append(s.outcome)
-        rows = await self._fetch("settle deliveries", _Q["settle_deliveries"], params)
-        applied = {row["idx"] for row in rows}  # 1-based positions in ``settlements``
+        async with self._pooled("settle deliveries") as conn:
+            # Unordered ones: one statement, no lock, as if ordering did not exist.
+            cursor = await conn.execute(_Q["settle_deliveries"], {**params, "ordered": False})
+            applied = {row["idx"] for row in await cursor.fetchall()}  # 1-based positions
+            rest = [i for i in range(1, len(settlements) + 1) if i not in applied]
+            if rest:  # ordered, or a lease lost meanwhile
+                applied.update(await self._settle_ordered(conn, params, rest))
         return [i in applied for i in range(1, len(settlements) + 1)]
+
+    async def _settle_ordered(
+        self, conn: psycopg.AsyncConnection[Row], params: dict[str, list[Any]], rest: list[int]
+    ) -> set[int]:
+        """Settle the ordered deliveries among the positions ``rest`` (1-based) of
+        ``params`` in one transaction with their groups locked: record what was
+        applied, promote the next member of each group whose head finished. Returns
+        the positions applied."""
+        subset: dict[str, Any] = {name: [v[i - 1] for i in rest] for name, v in params.items()}
+        async with conn.transaction():
+            cursor = await conn.execute(_Q["lock_groups_of"], {"id": subset["id"]})
+            if not await cursor.fetchall():
+                return set()  # none of them is ordered: their leases were lost
+            cursor = await conn.execute(_Q["settle_deliveries"], {**subset, "ordered": True})
+            settled = await cursor.fetchall()
+            finished = [row for row in settled if row["status"] in ("done", "dead", "skipped")]
+            if finished:
+                await self._promote(conn, finished)
+        return {rest[row["idx"] - 1] for row in settled}
+
+    async def _promote(self, conn: psycopg.AsyncConnection[Row], finished: list[Row]) -> None:
+        """Give each group whose head just finished its next active member, by the rule
+        of the policy that head was stored with (:func:`_promotion`); its lock is held."""
+        todo: dict[Group, tuple[Ordering, float]] = {}
+        for row in finished:
+            ordering = Ordering(row["policy"], row["ordering_window"] or 0.0)
+            group = (row["handler"], row["ordering_key"])
+            now = max(row["finished_at"], todo[group][1]) if group in todo else row["finished_at"]
+            todo[group] = (ordering, now)
+        while todo:
+            by_query: dict[str, list[Group]] = {}
+            for group, (ordering, _) in todo.items():
+                by_query.setdefault(_waiting_query(ordering), []).append(group)
+            found: dict[Group, list[tuple[int, float | None]]] = {}
+            applied: dict[Group, float | None] = {}
+            for name, groups in by_query.items():
+                peek = max(_peek(todo[g][0]) for g in groups)
+                cursor = await conn.execute(_Q[name], {**_group_params(groups), "limit": peek})
+                for row in await cursor.fetchall():
+                    group = (row["handler"], row["ordering_key"])
+                    found.setdefault(group, []).append((row["id"], row["occurred_at"]))
+                    applied[group] = row["applied_at"]
+            decided: dict[str, list[Any]] = {
+                name: []
+                for name in (
+                    "activate", "activate_now", "skip", "skip_reason", "skip_now",
+                    "keep_handler", "keep_ordering_key", "keep", "keep_now",
+                )
+            }  # fmt: skip
+            again: dict[Group, tuple[Ordering, float]] = {}
+            for group, candidates in found.items():
+                ordering, now = todo[group]
+                step = _promotion(ordering, candidates, applied[group], _peek(ordering))
+                if step.activate is not None:
+                    decided["activate"].append(step.activate)
+                    decided["activate_now"].append(now)
+                for delivery_id in step.stale:
+                    decided["skip"].append(delivery_id)
+                    decided["skip_reason"].append(STALE)
+                    decided["skip_now"].append(now)
+                if step.keep is not None:
+                    decided["keep_handler"].append(group[0])
+                    decided["keep_ordering_key"].append(group[1])
+                    decided["keep"].append(step.keep)
+                    decided["keep_now"].append(now)
+                if step.again:
+                    again[group] = todo[group]
+            if found:
+                await conn.execute(
+                    _Q["promote"],
+                    {**decided, "superseded": SUPERSEDED, "channel": self._channel},
+                )
+            todo = again
 
     async def release(self, owner: str, leases: Sequence[tuple[int, int]], *, now: float) -> int:
         self._check_open()
@@ -570,11 +777,11 @@ class PostgresStore:
         rows = await self._fetch(
             "read deliveries", _Q["event_deliveries"], {"event_seq": event_seq}
         )
-        return [_delivery_record(row) for row in rows]
+        return [_delivery(row) for row in rows]
 
     async def get_delivery(self, delivery_id: int) -> DeliveryRecord | None:
         rows = await self._fetch("read a delivery", _Q["get_delivery"], {"id": delivery_id})
-        return _delivery_record(rows[0]) if rows else None
+        return _delivery(rows[0]) if rows else None
 
     async def attempts(self, delivery_id: int) -> list[AttemptRecord]:
         rows = await self._fetch(
@@ -590,7 +797,7 @@ class PostgresStore:
             _Q["list_dead"],
             {"source": source, "handler": handler, "limit": max(limit, 0)},
         )
-        return [_delivery_record(row) for row in rows]
+        return [_delivery(row) for row in rows]
 
     async def counts(self) -> dict[str, int]:
         counts: dict[str, int] = dict.fromkeys(DELIVERY_STATUSES, 0)
@@ -598,23 +805,39 @@ class PostgresStore:
             counts[row["status"]] = int(row["n"])
         return counts
 
+    async def ordering_state(self, handler: str, ordering_key: str) -> OrderingState | None:
+        rows = await self._fetch(
+            "read ordering state",
+            _Q["get_ordering_state"],
+            {"handler": handler, "ordering_key": ordering_key},
+        )
+        return OrderingState(**rows[0]) if rows else None
+
     # -- operator actions ---------------------------------------------------------------
 
     async def retry_dead(
         self, delivery_ids: Sequence[int] | None, *, now: float, source: str | None = None
     ) -> int:
         self._check_open()
-        rows = await self._fetch(
-            "retry dead letters",
-            _Q["retry_dead"],
-            {
-                "ids": None if delivery_ids is None else list(delivery_ids),
-                "source": source,
-                "now": now,
-                "channel": self._channel,
-            },
-        )
-        return int(rows[0]["retried"])
+        params = {
+            "ids": None if delivery_ids is None else list(delivery_ids),
+            "source": source,
+            "now": now,
+            "channel": self._channel,
+        }
+        async with self._pooled("retry dead letters") as conn, conn.transaction():
+            cursor = await conn.execute(_Q["retry_dead"], params)
+            row = await cursor.fetchone()
+            retried = int(row["retried"]) if row else 0
+            cursor = await conn.execute(_Q["dead_ordered"], params)
+            ordered = [row["id"] for row in await cursor.fetchall()]
+            if ordered:
+                # Each waits if its group has an active member: decided under the lock.
+                await conn.execute(_Q["lock_groups_of"], {"id": ordered})
+                cursor = await conn.execute(_Q["retry_ordered"], {**params, "ids": ordered})
+                row = await cursor.fetchone()
+                retried += int(row["retried"]) if row else 0
+        return retried
 
     async def discard_dead(
         self, delivery_ids: Sequence[int] | None, *, now: float, source: str | None = None
@@ -635,10 +858,19 @@ class PostgresStore:
         self, event_seqs: Sequence[int], handlers: Sequence[str], *, now: float
     ) -> int:
         self._check_open()
-        scheduled = 0
+        seqs, names = list(dict.fromkeys(event_seqs)), list(dict.fromkeys(handlers))
+        scheduled = due = 0
         async with self._pooled("replay events") as conn, conn.transaction():
-            for seq in dict.fromkeys(event_seqs):
-                for handler in dict.fromkeys(handlers):
+            cursor = await conn.execute(_Q["replay_ordered_events"], {"event_seq": seqs})
+            keys = [row["ordering_key"] for row in await cursor.fetchall()]
+            if keys:
+                # Whether each waits behind its group's active member is decided under
+                # the lock of the group it is in (or joins, for a handler new to it).
+                await conn.execute(
+                    _Q["lock_groups"], _group_params((h, k) for k in keys for h in names)
+                )
+            for seq in seqs:
+                for handler in names:
                     params = {"event_seq": seq, "handler": handler, "now": now}
                     cursor = await conn.execute(_Q["replay_existing"], params)
                     row = await cursor.fetchone()
@@ -647,7 +879,8 @@ class PostgresStore:
                         row = await cursor.fetchone()
                     if row is not None:
                         scheduled += 1
-            if scheduled:
+                        due += row["next_attempt_at"] is not None
+            if due:
                 await conn.execute(_Q["notify"], {"channel": self._channel})
         return scheduled
 
@@ -781,15 +1014,153 @@ class PostgresStore:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _fail(
-    batch: list[tuple[NewEvent, tuple[str, ...], asyncio.Future[AppendResult]]],
-    exc: Exception,
-) -> None:
-    for _, _, future in batch:
+def _fail(batch: list[Queued], exc: Exception) -> None:
+    for *_, future in batch:
         if not future.done():
             # A fresh exception per waiting request, so their tracebacks don't pile up.
             copy = type(exc)(str(exc)) if isinstance(exc, StoreError) else exc
             future.set_exception(copy)
+
+
+@dataclasses.dataclass(slots=True)
+class _Head:
+    """A group's active member as an append sees it."""
+
+    id: int | None
+    """None when this batch placed it."""
+    started: bool
+    """Claimed at least once (an earlier event can no longer take its place)."""
+    occurred_at: float | None
+    due: float | None
+    row: int | None = None
+    """Its place among the batch's members, when this batch placed it."""
+
+
+@dataclasses.dataclass(slots=True)
+class _Member:
+    """A new ordered delivery, and where the append placed it in its group."""
+
+    event_seq: int
+    handler: str
+    ordering_key: str
+    occurred_at: float | None
+    received_at: float
+    policy: str
+    window: float
+    status: str = "pending"
+    due: float | None = None
+    """None: waiting (or skipped)."""
+    error: str | None = None
+
+    @property
+    def group(self) -> Group:
+        return (self.handler, self.ordering_key)
+
+
+def _place(
+    members: list[_Member], heads: dict[Group, _Head], applied: dict[Group, float | None]
+) -> list[int]:
+    """Place new ordered members, in arrival order, in their groups (``heads``: each
+    group's active member, updated as members are placed): skipped as stale when older
+    than the newest applied (latest, coalesce); else active when the group has no
+    active member, or when its reorder window lets it take the place of an unstarted
+    head that happened later; else waiting. Returns the ids of the stored heads whose
+    place was taken (they wait again)."""
+    displaced: list[int] = []
+    for row, member in enumerate(members):
+        group = member.group
+        head = heads.get(group)
+        if member.policy != "serial" and _is_stale(member.occurred_at, applied.get(group)):
+            member.status, member.error = "skipped", STALE
+        elif head is None:
+            member.due = member.received_at + member.window
+            heads[group] = _Head(None, False, member.occurred_at, member.due, row)
+        elif (
+            member.window > 0
+            and not head.started
+            and head.due is not None
+            and head.occurred_at is not None
+            and member.occurred_at is not None
+            and member.occurred_at < head.occurred_at
+        ):
+            member.due = max(member.received_at + member.window, head.due)
+            if head.row is not None:
+                members[head.row].due = None
+            elif head.id is not None:
+                displaced.append(head.id)
+            heads[group] = _Head(None, False, member.occurred_at, member.due, row)
+    return displaced
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Step:
+    """One promotion step in one group."""
+
+    activate: int | None = None
+    stale: tuple[int, ...] = ()
+    """Waiting members skipped unrun as stale."""
+    keep: int | None = None
+    """coalesce: every other waiting member is skipped as superseded."""
+    again: bool = False
+    """Every member read was stale and there may be more: read again."""
+
+
+def _waiting_query(ordering: Ordering) -> str:
+    """The query that reads a group's next waiting members in the policy's order."""
+    if ordering.policy == "coalesce":
+        return "newest_waiting"
+    return "waiting_by_time" if ordering.window > 0 else "waiting_by_arrival"
+
+
+def _peek(ordering: Ordering) -> int:
+    return PROMOTION_PEEK if ordering.policy == "latest" else 1
+
+
+def _promotion(
+    ordering: Ordering,
+    candidates: Sequence[tuple[int, float | None]],
+    applied_at: float | None,
+    peek: int,
+) -> _Step:
+    """What promotes the next member of a group without an active one, given its
+    waiting members ``(id, occurred_at)`` in the policy's order (coalesce: only the
+    newest) and the newest time it applied.
+
+    serial: the first. latest: the first that is not stale, the stale ones before it
+    skipped. coalesce: the newest, unless stale; every other one is superseded.
+    """
+    if not candidates:
+        return _Step()
+    if ordering.policy == "coalesce":
+        newest, occurred_at = candidates[0]
+        if _is_stale(occurred_at, applied_at):
+            return _Step(stale=(newest,), keep=newest)
+        return _Step(activate=newest, keep=newest)
+    if ordering.policy == "serial":
+        return _Step(activate=candidates[0][0])
+    stale: list[int] = []
+    for delivery_id, occurred_at in candidates:
+        if not _is_stale(occurred_at, applied_at):
+            return _Step(activate=delivery_id, stale=tuple(stale))
+        stale.append(delivery_id)
+    return _Step(stale=tuple(stale), again=len(candidates) >= peek)
+
+
+def _is_stale(occurred_at: float | None, applied_at: float | None) -> bool:
+    """Whether an event that happened at ``occurred_at`` is older than the newest one
+    its group applied (no time on either side: it is not)."""
+    return occurred_at is not None and applied_at is not None and occurred_at < applied_at
+
+
+def _delivery(row: Row) -> DeliveryRecord:
+    return dataclasses.replace(
+        _delivery_record(row), ordering_key=row["ordering_key"], policy=row["policy"]
+    )
+
+
+def _group_params(groups: Iterable[Group]) -> dict[str, list[str]]:
+    distinct = sorted(set(groups))
+    return {"handler": [h for h, _ in distinct], "ordering_key": [k for _, k in distinct]}
 
 
 def _text(value: str) -> str:

@@ -26,11 +26,11 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from json.encoder import encode_basestring_ascii as _json_string
 from types import TracebackType
-from typing import Any, Self, TypeVar, cast
+from typing import Any, Self, TypeVar, cast, get_args
 
 from ..config import StoreSettings
 from ..errors import StoreError, StoreNotOpen, StoreOverloaded, StoreUnavailable
@@ -43,6 +43,9 @@ from ._base import (
     DeliveryRecord,
     EventFilter,
     EventRecord,
+    Ordering,
+    OrderingPolicy,
+    OrderingState,
     RejectionRecord,
     Settlement,
 )
@@ -64,6 +67,12 @@ _SQL = sql_for("sqlite")
 _Q = _SQL.queries
 
 _SETTLED_STATUS = {"done": "done", "retry": "retrying", "dead": "dead", "skipped": "skipped"}
+
+_POLICIES: frozenset[str] = frozenset(get_args(OrderingPolicy))
+STALE = "stale"
+"""Why an ordered delivery is skipped unrun: a newer event of its group was applied."""
+SUPERSEDED = "superseded"
+"""Why a coalesced delivery is skipped unrun: a newer one of its group runs instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,14 +166,25 @@ def _set_exception(future: asyncio.Future[Any], exc: BaseException) -> None:
 
 class _AppendJob:
     """One append on its way to the writer. A plain class: a frozen dataclass costs
-    a microsecond more to build, on the request path."""
+    a microsecond more to build, on the request path.
 
-    __slots__ = ("event", "handlers", "waiter")
+    ``ordering`` is None for an unordered event, and for an event without an
+    ordering key whatever its source's policy.
+    """
 
-    def __init__(self, event: NewEvent, handlers: tuple[str, ...], waiter: _Waiter) -> None:
+    __slots__ = ("event", "handlers", "ordering", "waiter")
+
+    def __init__(
+        self,
+        event: NewEvent,
+        handlers: tuple[str, ...],
+        waiter: _Waiter,
+        ordering: Ordering | None = None,
+    ) -> None:
         self.event = event
         self.handlers = handlers
         self.waiter = waiter
+        self.ordering = ordering
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +195,9 @@ class _WriteJob:
     in_transaction: bool = True
     """False for work that runs its own transactions (migrations)."""
     wakes: bool = False
-    """Tell subscribers after the commit when the work returns a count above zero
-    (replay, retry of dead letters: new work is due)."""
+    """The work returns ``(answer, due)``: the caller gets ``answer``, and subscribers
+    are told after the commit when ``due`` (deliveries the work made due: a replay, a
+    retry of dead letters, a settle that promoted a waiting delivery) is above zero."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -489,9 +510,10 @@ class SQLiteStore:
     def _commit_appends(self, conn: sqlite3.Connection, jobs: list[_AppendJob]) -> None:
         if not jobs:
             return
+        held: set[_AppendJob] = set()
         try:
             with self._errors("write events"), _transaction(conn):
-                results = _insert_batch(conn, jobs)
+                results = _insert_batch(conn, jobs, held)
         except Exception as exc:
             self._note_failure(exc)
             self._done_appending(len(jobs))
@@ -504,9 +526,10 @@ class SQLiteStore:
         self._done_appending(len(jobs))
         wake = self._subscribers.by_loop
         if wake and not any(
-            job.handlers and not result.duplicate for job, result in zip(jobs, results, strict=True)
+            job.handlers and not result.duplicate and job not in held
+            for job, result in zip(jobs, results, strict=True)
         ):
-            wake = {}  # nothing new to run: duplicates, or events no handler takes
+            wake = {}  # nothing new to run: duplicates, events no handler takes, waiting ones
         _resolve_all(
             [(job.waiter, result) for job, result in zip(jobs, results, strict=True)], wake
         )
@@ -524,10 +547,12 @@ class SQLiteStore:
             self._note_failure(exc)
             job.waiter.fail(exc)
             return
-        if job.wakes and result and self._subscribers.by_loop:
-            _resolve_all([(job.waiter, result)], self._subscribers.by_loop)
-        else:
-            job.waiter.resolve(result)
+        if job.wakes:
+            result, due = result
+            if due and self._subscribers.by_loop:
+                _resolve_all([(job.waiter, result)], self._subscribers.by_loop)
+                return
+        job.waiter.resolve(result)
 
     def _done_appending(self, n: int) -> None:
         with self._pending_lock:
@@ -535,9 +560,19 @@ class SQLiteStore:
 
     # -- intake ---------------------------------------------------------------------
 
-    async def append(self, event: NewEvent, handlers: Sequence[str]) -> AppendResult:
+    async def append(
+        self, event: NewEvent, handlers: Sequence[str], *, ordering: Ordering | None = None
+    ) -> AppendResult:
         if not self._open:
             raise StoreNotOpen("SQLite store")
+        if ordering is not None:
+            if ordering.policy not in _POLICIES:
+                raise ValueError(
+                    f"unknown ordering policy {ordering.policy!r}; "
+                    f"use one of {', '.join(sorted(_POLICIES))}"
+                )
+            if event.ordering_key is None:
+                ordering = None  # nothing to order it by: it runs like any other
         # Routing gives a tuple of distinct names: the common case is not copied.
         names: tuple[str, ...] = (
             handlers
@@ -553,7 +588,7 @@ class SQLiteStore:
             self._pending_appends += 1
         try:
             waiter = _Waiter()
-            self._jobs.put(_AppendJob(event, names, waiter))
+            self._jobs.put(_AppendJob(event, names, waiter, ordering))
         except BaseException:
             self._done_appending(1)
             raise
@@ -610,8 +645,9 @@ class SQLiteStore:
     async def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
         self._check_open()
 
-        def work(conn: sqlite3.Connection) -> list[bool]:
+        def work(conn: sqlite3.Connection) -> tuple[list[bool], int]:
             applied = []
+            promoted = 0
             for s in settlements:
                 retry_at = s.next_attempt_at if s.next_attempt_at is not None else s.finished_at
                 row = conn.execute(
@@ -642,9 +678,12 @@ class SQLiteStore:
                     },
                 )
                 applied.append(True)
-            return applied
+                if row["policy"] is not None and s.outcome != "retry":
+                    # A retrying head keeps its group; any other outcome releases it.
+                    promoted += _leave_group(conn, row, s.outcome, s.finished_at)
+            return applied, promoted
 
-        return cast(list[bool], await self._write("settle deliveries", work))
+        return cast(list[bool], await self._write("settle deliveries", work, wakes=True))
 
     async def release(self, owner: str, leases: Sequence[tuple[int, int]], *, now: float) -> int:
         self._check_open()
@@ -707,14 +746,14 @@ class SQLiteStore:
     async def deliveries(self, event_seq: int) -> list[DeliveryRecord]:
         def work(conn: sqlite3.Connection) -> list[DeliveryRecord]:
             rows = conn.execute(_Q["event_deliveries"], {"event_seq": event_seq})
-            return [_delivery_record(row) for row in rows]
+            return [_delivery(row) for row in rows]
 
         return await self._read("read deliveries", work)
 
     async def get_delivery(self, delivery_id: int) -> DeliveryRecord | None:
         def work(conn: sqlite3.Connection) -> DeliveryRecord | None:
             row = conn.execute(_Q["get_delivery"], {"id": delivery_id}).fetchone()
-            return None if row is None else _delivery_record(row)
+            return None if row is None else _delivery(row)
 
         return await self._read("read a delivery", work)
 
@@ -731,7 +770,7 @@ class SQLiteStore:
         params = {"source": source, "handler": handler, "limit": max(limit, 0)}
 
         def work(conn: sqlite3.Connection) -> list[DeliveryRecord]:
-            return [_delivery_record(row) for row in conn.execute(_Q["list_dead"], params)]
+            return [_delivery(row) for row in conn.execute(_Q["list_dead"], params)]
 
         return await self._read("list dead letters", work)
 
@@ -743,6 +782,15 @@ class SQLiteStore:
             return counts
 
         return await self._read("count deliveries", work)
+
+    async def ordering_state(self, handler: str, ordering_key: str) -> OrderingState | None:
+        params = {"handler": handler, "ordering_key": ordering_key}
+
+        def work(conn: sqlite3.Connection) -> OrderingState | None:
+            row = conn.execute(_Q["get_ordering_state"], params).fetchone()
+            return None if row is None else OrderingState(**dict(row))
+
+        return await self._read("read ordering state", work)
 
     # -- operator actions ---------------------------------------------------------------
 
@@ -756,8 +804,15 @@ class SQLiteStore:
             "now": now,
         }
 
-        def work(conn: sqlite3.Connection) -> int:
-            return conn.execute(_Q["retry_dead"], params).rowcount
+        def work(conn: sqlite3.Connection) -> tuple[int, int]:
+            scheduled = due = conn.execute(_Q["retry_dead"], params).rowcount
+            # One by one, oldest first: in a group with no head, the oldest becomes it
+            # and the others wait behind it.
+            for dead in conn.execute(_Q["dead_ordered"], params).fetchall():
+                row = conn.execute(_Q["retry_dead_ordered"], {"id": dead["id"], "now": now})
+                scheduled += 1
+                due += row.fetchone()["next_attempt_at"] is not None
+            return scheduled, due
 
         return cast(int, await self._write("retry dead letters", work, wakes=True))
 
@@ -766,8 +821,8 @@ class SQLiteStore:
     ) -> int:
         self._check_open()
 
-        def work(conn: sqlite3.Connection) -> int:
-            scheduled = 0
+        def work(conn: sqlite3.Connection) -> tuple[int, int]:
+            scheduled = due = 0
             for seq in dict.fromkeys(event_seqs):
                 for handler in dict.fromkeys(handlers):
                     params = {"event_seq": seq, "handler": handler, "now": now}
@@ -776,7 +831,8 @@ class SQLiteStore:
                         row = conn.execute(_Q["replay_new"], params).fetchone()
                     if row is not None:
                         scheduled += 1
-            return scheduled
+                        due += row["next_attempt_at"] is not None  # else it waits its turn
+            return scheduled, due
 
         return cast(int, await self._write("replay events", work, wakes=True))
 
@@ -953,7 +1009,9 @@ def _purge_rejections(conn: sqlite3.Connection, *, before: float, batch: int) ->
     return deleted
 
 
-def _insert_batch(conn: sqlite3.Connection, jobs: Sequence[_AppendJob]) -> list[AppendResult]:
+def _insert_batch(
+    conn: sqlite3.Connection, jobs: Sequence[_AppendJob], held: set[_AppendJob] | None = None
+) -> list[AppendResult]:
     """Insert-or-skip a whole batch in as few statements as possible.
 
     Each statement is one trip into SQLite, and each trip gives up and takes back the
@@ -962,6 +1020,10 @@ def _insert_batch(conn: sqlite3.Connection, jobs: Sequence[_AppendJob]) -> list[
     So the common batch (no duplicate) is two statements, events then deliveries,
     and the seqs come from ``lastrowid`` rather than from a query.
     A duplicate inside the batch, or of an event already stored, gets the stored seq.
+
+    Deliveries of ordered events are decided in batch order and inserted after the
+    others, in a few more statements (:func:`_join_groups`); ``held`` receives the
+    jobs whose deliveries all wait or were skipped, which make no new work due.
     """
     slot_of: dict[tuple[str, str], int] = {}  # key -> its row among the new rows
     keys: list[tuple[str, str]] = []
@@ -1016,6 +1078,7 @@ def _insert_batch(conn: sqlite3.Connection, jobs: Sequence[_AppendJob]) -> list[
             new.append(floor is not None and seq > floor)
 
     deliveries: list[object] = []
+    ordered: list[tuple[_AppendJob, int]] = []
     results: list[AppendResult] = []
     answered: set[int] | None = None if all_new and len(keys) == len(jobs) else set()
     for job, slot in zip(jobs, slots, strict=True):
@@ -1026,6 +1089,9 @@ def _insert_batch(conn: sqlite3.Connection, jobs: Sequence[_AppendJob]) -> list[
                 continue
             answered.add(slot)
         results.append(AppendResult(seq=seq, duplicate=False))
+        if job.ordering is not None:
+            ordered.append((job, seq))
+            continue
         due = job.event.received_at
         for handler in job.handlers:
             deliveries += (seq, handler, due)
@@ -1036,18 +1102,211 @@ def _insert_batch(conn: sqlite3.Connection, jobs: Sequence[_AppendJob]) -> list[
                 expand_rows("insert_pending_delivery_rows", size),
                 deliveries[start * width : (start + size) * width],
             )
+    if ordered:
+        _join_groups(conn, ordered, set() if held is None else held)
     return results
+
+
+class _Head:
+    """The active member of a group, as an append batch sees it: stored before the
+    batch (``id``), or decided earlier in it (``row``: its values, not yet inserted)."""
+
+    __slots__ = ("attempts", "due", "id", "occurred_at", "row", "status")
+
+    def __init__(
+        self,
+        status: str,
+        attempts: int,
+        occurred_at: float | None,
+        due: float,
+        *,
+        id: int | None = None,
+        row: list[object] | None = None,
+    ) -> None:
+        self.status = status
+        self.attempts = attempts
+        self.occurred_at = occurred_at
+        self.due = due
+        self.id = id
+        self.row = row
+
+
+_DUE = 3
+"""Where the due time sits in a row of insert_ordered_delivery_rows."""
+
+
+def _join_groups(
+    conn: sqlite3.Connection, ordered: Sequence[tuple[_AppendJob, int]], held: set[_AppendJob]
+) -> None:
+    """Insert the deliveries of ordered events (job, seq), each into its group
+    ``(handler, ordering_key)``, in batch order: skipped as ``stale`` when
+    ``latest``/``coalesce`` already applied a newer event; waiting while the group
+    has an active member (stored, or made earlier in this batch); active otherwise.
+    Jobs none of whose deliveries became active go to ``held``.
+
+    With a reorder window, an event that happened before the group's head, which
+    has not started yet, takes its place (the old head waits again), due no sooner
+    than the old head was: the window holds the group back, not each event.
+
+    Like the unordered path, a constant number of statements per batch: one lookup
+    of every group, then one insert (and one update when a window displaced a
+    stored head); the decisions in between are made here.
+    """
+    groups = sorted({(h, job.event.ordering_key) for job, _ in ordered for h in job.handlers})
+    applied: dict[tuple[str, str | None], float | None] = {}
+    heads: dict[tuple[str, str | None], _Head] = {}
+    for found in conn.execute(_Q["group_states"], {"groups": json.dumps(groups)}):
+        group = (found["handler"], found["ordering_key"])
+        applied[group] = found["applied_at"]
+        if found["id"] is not None:
+            heads[group] = _Head(
+                found["status"],
+                found["attempts"],
+                found["occurred_at"],
+                found["next_attempt_at"],
+                id=found["id"],
+            )
+
+    rows: list[list[object]] = []
+    holds: list[int] = []
+    for job, seq in ordered:
+        event, ordering = job.event, job.ordering
+        assert ordering is not None
+        occurred_at = event.occurred_at
+        due = event.received_at + ordering.window
+        activated = False
+        for handler in job.handlers:
+            group = (handler, event.ordering_key)
+            row: list[object] = [
+                seq,
+                handler,
+                "pending",
+                due,
+                None,
+                event.received_at,
+                event.ordering_key,
+                occurred_at,
+                ordering.policy,
+                ordering.window,
+            ]
+            rows.append(row)
+            head = heads.get(group)
+            if ordering.policy != "serial" and _stale(occurred_at, applied.get(group)):
+                row[2:5] = ["skipped", None, STALE]
+                continue
+            if head is not None:
+                if not _takes_place(ordering, occurred_at, head):
+                    row[_DUE] = None  # waits behind the head
+                    continue
+                if head.row is not None:
+                    head.row[_DUE] = None
+                elif head.id is not None:
+                    holds.append(head.id)
+                row[_DUE] = max(due, head.due)
+            heads[group] = _Head("pending", 0, occurred_at, cast(float, row[_DUE]), row=row)
+            activated = True
+        if not activated:
+            held.add(job)
+
+    if holds:
+        conn.execute(_Q["hold_deliveries"], {"ids": json.dumps(holds)})
+    width = ROW_WIDTHS["insert_ordered_delivery_rows"]
+    values = [value for row in rows for value in row]
+    for start, size in _chunks(len(rows)):
+        conn.execute(
+            expand_rows("insert_ordered_delivery_rows", size),
+            values[start * width : (start + size) * width],
+        )
+
+
+def _takes_place(ordering: Ordering, occurred_at: float | None, head: _Head) -> bool:
+    """Whether a new event takes the place of its group's head: within a reorder
+    window, before the head has started, when it happened earlier."""
+    return (
+        ordering.window > 0
+        and head.status == "pending"
+        and head.attempts == 0
+        and occurred_at is not None
+        and head.occurred_at is not None
+        and occurred_at < head.occurred_at
+    )
+
+
+def _leave_group(conn: sqlite3.Connection, settled: sqlite3.Row, outcome: str, now: float) -> int:
+    """After an ordered delivery (the head of its group) settled ``done``, ``dead`` or
+    ``skipped``: record what ``done`` applied, then promote the next waiting member by
+    the policy's rule. Returns how many became due (0 or 1)."""
+    group = {"handler": settled["handler"], "ordering_key": settled["ordering_key"]}
+    policy: str = settled["policy"]
+    if outcome == "done":
+        applied = {
+            **group,
+            "occurred_at": settled["occurred_at"],
+            "event_seq": settled["event_seq"],
+            "now": now,
+        }
+        applied_at = conn.execute(_Q["record_applied"], applied).fetchone()["applied_at"]
+    elif policy == "serial":
+        applied_at = None  # serial never skips: what was applied does not matter
+    else:
+        applied_at = _applied_at(conn, group)
+    by_time = (settled["ordering_window"] or 0) > 0
+    while (candidate := _next_waiting(conn, group, policy, by_time, now)) is not None:
+        if policy != "serial" and _stale(candidate["occurred_at"], applied_at):
+            conn.execute(_Q["skip_waiting"], {"id": candidate["id"], "error": STALE, "now": now})
+            continue
+        conn.execute(_Q["activate_delivery"], {"id": candidate["id"], "now": now})
+        return 1
+    return 0
+
+
+def _next_waiting(
+    conn: sqlite3.Connection, group: Mapping[str, object], policy: str, by_time: bool, now: float
+) -> sqlite3.Row | None:
+    """The waiting member of ``group`` to promote next: the oldest event (with a reorder
+    window, the one that happened first). For ``coalesce``, the one that happened last,
+    and every other waiting member is skipped as superseded."""
+    if policy != "coalesce":
+        query = _Q["next_waiting_by_time" if by_time else "next_waiting"]
+        row: sqlite3.Row | None = conn.execute(query, group).fetchone()
+        return row
+    newest: sqlite3.Row | None = conn.execute(_Q["newest_waiting"], group).fetchone()
+    if newest is not None:
+        conn.execute(
+            _Q["supersede_waiting"],
+            {**group, "keep": newest["id"], "error": SUPERSEDED, "now": now},
+        )
+    return newest
+
+
+def _stale(occurred_at: float | None, applied_at: float | None) -> bool:
+    """Whether an event that happened at ``occurred_at`` is older than the newest one
+    its group applied (either unknown: not stale)."""
+    return occurred_at is not None and applied_at is not None and occurred_at < applied_at
+
+
+def _applied_at(conn: sqlite3.Connection, group: Mapping[str, object]) -> float | None:
+    row = conn.execute(_Q["applied_at"], group).fetchone()
+    return None if row is None else cast(float | None, row["applied_at"])
+
+
+def _delivery(row: sqlite3.Row) -> DeliveryRecord:
+    return replace(_delivery_record(row), ordering_key=row["ordering_key"], policy=row["policy"])
 
 
 _ROW_SQL: dict[tuple[str, int], str] = {}
 
-ROW_WIDTHS = {"insert_event_rows": 9, "insert_pending_delivery_rows": 3}
+ROW_WIDTHS = {
+    "insert_event_rows": 9,
+    "insert_pending_delivery_rows": 3,
+    "insert_ordered_delivery_rows": 10,
+}
 """Values per row of each ``{rows}`` query."""
 
 MAX_ROWS_PER_STATEMENT = 128
 """Rows per multi-row statement; a larger batch takes a few."""
 
-WRITER_CACHED_STATEMENTS = 2 * MAX_ROWS_PER_STATEMENT + 64
+WRITER_CACHED_STATEMENTS = len(ROW_WIDTHS) * MAX_ROWS_PER_STATEMENT + 64
 """Every statement shape the writer uses stays prepared: preparing a 100-row insert
 costs about as much as running it."""
 

@@ -139,7 +139,11 @@ RETURNING d.id;
 
 -- name: settle_deliveries
 -- Each outcome applies only while its lease (owner + fence) still holds; every applied
--- one is recorded in the history with the attempt number it was.
+-- one is recorded in the history with the attempt number it was. %(ordered)s picks
+-- the unordered deliveries (one statement, no lock) or the ordered ones (inside a
+-- transaction that holds their groups' locks: see postgres.py). An ordered one settled
+-- done moves its group's newest applied time and seq forward (greatest() and max()
+-- ignore NULLs, so a time only ever replaces a missing one or an older one).
 WITH s AS (
     SELECT *
     FROM unnest(
@@ -160,13 +164,27 @@ settled AS (
         updated_at = s.finished_at
     FROM s
     WHERE d.id = s.id AND d.fence = s.fence AND d.lease_owner = s.owner AND d.status = 'leased'
-    RETURNING s.idx, d.id, d.attempts, s.started_at, s.finished_at, s.outcome, s.error, s.owner
+      AND (d.ordering_key IS NOT NULL) = %(ordered)s
+    RETURNING s.idx, d.id, d.attempts, s.started_at, s.finished_at, s.outcome, s.error, s.owner,
+              d.status, d.handler, d.ordering_key, d.policy, d.ordering_window, d.occurred_at,
+              d.event_seq
 ),
 recorded AS (
     INSERT INTO attempts (delivery_id, number, started_at, finished_at, outcome, error, owner)
     SELECT id, attempts, started_at, finished_at, outcome, error, owner FROM settled
+),
+applied AS (
+    INSERT INTO ordering_state AS o (handler, ordering_key, applied_at, applied_seq, updated_at)
+    SELECT handler, ordering_key, max(occurred_at), max(event_seq), max(finished_at)
+    FROM settled
+    WHERE status = 'done' AND ordering_key IS NOT NULL
+    GROUP BY handler, ordering_key
+    ON CONFLICT (handler, ordering_key) DO UPDATE
+    SET applied_at = greatest(o.applied_at, excluded.applied_at),
+        applied_seq = greatest(o.applied_seq, excluded.applied_seq),
+        updated_at = excluded.updated_at
 )
-SELECT idx FROM settled;
+SELECT idx, status, handler, ordering_key, policy, ordering_window, finished_at FROM settled;
 
 -- name: release_leases
 -- Graceful shutdown: the interrupted attempt does not count, and the work is due now.
@@ -189,14 +207,15 @@ woken AS (
 SELECT (SELECT count(*) FROM released) AS released, (SELECT count(*) FROM woken) AS woken;
 
 -- name: retry_dead
--- %(ids)s NULL means every dead delivery (of %(source)s when given).
+-- %(ids)s NULL means every dead delivery (of %(source)s when given). Unordered ones
+-- only: ordered ones (dead_ordered, retry_ordered) may have to wait in their group.
 WITH retried AS (
     UPDATE deliveries
     SET status = 'pending',
         attempts = 0,
         next_attempt_at = %(now)s,
         updated_at = %(now)s
-    WHERE status = 'dead'
+    WHERE status = 'dead' AND ordering_key IS NULL
       AND (%(ids)s::bigint[] IS NULL OR id = ANY (%(ids)s::bigint[]))
       AND (%(source)s::text IS NULL
            OR event_seq IN (SELECT seq FROM events WHERE source = %(source)s::text))
@@ -204,6 +223,50 @@ WITH retried AS (
 ),
 woken AS (
     SELECT pg_notify(%(channel)s, '') FROM (SELECT 1 FROM retried LIMIT 1) AS any_retried
+)
+SELECT (SELECT count(*) FROM retried) AS retried, (SELECT count(*) FROM woken) AS woken;
+
+-- name: dead_ordered
+-- The ordered dead deliveries retry_dead takes, so their groups can be locked first.
+SELECT id
+FROM deliveries
+WHERE status = 'dead' AND ordering_key IS NOT NULL
+  AND (%(ids)s::bigint[] IS NULL OR id = ANY (%(ids)s::bigint[]))
+  AND (%(source)s::text IS NULL
+       OR event_seq IN (SELECT seq FROM events WHERE source = %(source)s::text));
+
+-- name: retry_ordered
+-- Ordered dead deliveries (their groups locked) pending again with a fresh budget: in
+-- each group, the oldest event is due now unless the group has an active member; the
+-- others wait behind it.
+WITH candidates AS (
+    SELECT d.id, d.handler, d.ordering_key,
+           row_number() OVER (
+               PARTITION BY d.handler, d.ordering_key ORDER BY d.event_seq, d.id) AS place
+    FROM deliveries AS d
+    WHERE d.id = ANY (%(ids)s::bigint[]) AND d.status = 'dead'
+),
+retried AS (
+    UPDATE deliveries AS d
+    SET status = 'pending',
+        attempts = 0,
+        next_attempt_at = CASE
+            WHEN c.place = 1 AND NOT EXISTS (
+                SELECT 1 FROM deliveries AS a
+                WHERE a.handler = c.handler AND a.ordering_key = c.ordering_key
+                  AND a.ordering_key IS NOT NULL
+                  AND (a.status IN ('leased', 'retrying')
+                       OR (a.status = 'pending' AND a.next_attempt_at IS NOT NULL)))
+            THEN %(now)s::float8
+        END,
+        updated_at = %(now)s
+    FROM candidates AS c
+    WHERE d.id = c.id
+    RETURNING d.next_attempt_at
+),
+woken AS (
+    SELECT pg_notify(%(channel)s, '')
+    FROM (SELECT 1 FROM retried WHERE next_attempt_at IS NOT NULL LIMIT 1) AS any_due
 )
 SELECT (SELECT count(*) FROM retried) AS retried, (SELECT count(*) FROM woken) AS woken;
 
@@ -217,26 +280,67 @@ WHERE status = 'dead'
   AND (%(source)s::text IS NULL
        OR event_seq IN (SELECT seq FROM events WHERE source = %(source)s::text));
 
+-- name: replay_ordered_events
+-- The events among %(event_seq)s whose deliveries are ordered, with their ordering key:
+-- a replay locks the groups their handlers' deliveries belong to (or will join) first.
+SELECT e.seq, e.ordering_key
+FROM events AS e
+WHERE e.seq = ANY (%(event_seq)s::bigint[]) AND e.ordering_key IS NOT NULL
+  AND EXISTS (SELECT 1 FROM deliveries AS d WHERE d.event_seq = e.seq AND d.policy IS NOT NULL);
+
 -- name: replay_existing
--- A leased delivery is running somewhere; it is left alone.
-UPDATE deliveries
+-- A leased delivery is running somewhere; it is left alone. An ordered one whose group
+-- has another active member waits behind it (its group is locked by the caller).
+UPDATE deliveries AS d
 SET status = 'pending',
     attempts = 0,
-    next_attempt_at = %(now)s,
+    next_attempt_at = CASE
+        WHEN d.ordering_key IS NOT NULL AND EXISTS (
+            SELECT 1 FROM deliveries AS a
+            WHERE a.handler = d.handler AND a.ordering_key = d.ordering_key AND a.id <> d.id
+              AND a.ordering_key IS NOT NULL
+              AND (a.status IN ('leased', 'retrying')
+                   OR (a.status = 'pending' AND a.next_attempt_at IS NOT NULL)))
+        THEN NULL
+        ELSE %(now)s::float8
+    END,
     lease_owner = NULL,
     lease_expires_at = NULL,
     updated_at = %(now)s
-WHERE event_seq = %(event_seq)s AND handler = %(handler)s AND status <> 'leased'
-RETURNING id;
+WHERE d.event_seq = %(event_seq)s AND d.handler = %(handler)s AND d.status <> 'leased'
+RETURNING d.id, d.next_attempt_at;
 
 -- name: replay_new
+-- A handler new to the event joins the ordering group its siblings were stored in
+-- (their policy and window): due now unless that group has an active member.
 INSERT INTO deliveries (
-    event_seq, handler, status, attempts, next_attempt_at, fence, created_at, updated_at
+    event_seq, handler, status, attempts, next_attempt_at, fence, created_at, updated_at,
+    ordering_key, occurred_at, policy, ordering_window
 )
-SELECT %(event_seq)s, %(handler)s, 'pending', 0, %(now)s, 0, %(now)s, %(now)s
-WHERE EXISTS (SELECT 1 FROM events WHERE seq = %(event_seq)s)
+SELECT e.seq, %(handler)s, 'pending', 0,
+       CASE
+           WHEN sibling.policy IS NOT NULL AND EXISTS (
+               SELECT 1 FROM deliveries AS a
+               WHERE a.handler = %(handler)s AND a.ordering_key = e.ordering_key
+                 AND a.ordering_key IS NOT NULL
+                 AND (a.status IN ('leased', 'retrying')
+                      OR (a.status = 'pending' AND a.next_attempt_at IS NOT NULL)))
+           THEN NULL
+           ELSE %(now)s::float8
+       END,
+       0, %(now)s, %(now)s,
+       CASE WHEN sibling.policy IS NOT NULL THEN e.ordering_key END,
+       CASE WHEN sibling.policy IS NOT NULL THEN e.occurred_at END,
+       sibling.policy, sibling.ordering_window
+FROM events AS e
+LEFT JOIN LATERAL (
+    SELECT d.policy, d.ordering_window FROM deliveries AS d
+    WHERE d.event_seq = e.seq AND d.policy IS NOT NULL
+    LIMIT 1
+) AS sibling ON true
+WHERE e.seq = %(event_seq)s
 ON CONFLICT (event_seq, handler) DO NOTHING
-RETURNING id;
+RETURNING id, next_attempt_at;
 
 -- name: notify
 SELECT pg_notify(%(channel)s, '');
@@ -274,18 +378,36 @@ WHERE (%(source)s::text IS NULL OR e.source = %(source)s::text)
   AND (%(since)s::float8 IS NULL OR e.received_at >= %(since)s::float8)
   AND (%(before_seq)s::bigint IS NULL OR e.seq < %(before_seq)s::bigint)
   AND (%(status)s::text IS NULL OR EXISTS (
-        SELECT 1 FROM deliveries AS d WHERE d.event_seq = e.seq AND d.status = %(status)s::text))
+        -- By the status a delivery record shows (a waiting one is stored as pending).
+        SELECT 1 FROM deliveries AS d
+        WHERE d.event_seq = e.seq
+          AND CASE WHEN d.status = 'pending' AND d.next_attempt_at IS NULL THEN 'waiting'
+                   ELSE d.status END = %(status)s::text))
 ORDER BY e.seq DESC
 LIMIT %(limit)s;
 
 -- name: event_deliveries
-SELECT d.*, e.source, e.type AS event_type, e.dedup_key
+-- A waiting delivery (ordered, queued behind its group's active member) is stored as
+-- 'pending' without a due time and shown as 'waiting'; so in every delivery listing.
+SELECT
+    d.id, d.event_seq, d.handler,
+    CASE WHEN d.status = 'pending' AND d.next_attempt_at IS NULL THEN 'waiting'
+         ELSE d.status END AS status,
+    d.attempts, d.next_attempt_at, d.lease_owner, d.lease_expires_at, d.fence,
+    d.last_error, d.updated_at, d.ordering_key, d.policy,
+    e.source, e.type AS event_type, e.dedup_key
 FROM deliveries AS d JOIN events AS e ON e.seq = d.event_seq
 WHERE d.event_seq = %(event_seq)s
 ORDER BY d.id;
 
 -- name: get_delivery
-SELECT d.*, e.source, e.type AS event_type, e.dedup_key
+SELECT
+    d.id, d.event_seq, d.handler,
+    CASE WHEN d.status = 'pending' AND d.next_attempt_at IS NULL THEN 'waiting'
+         ELSE d.status END AS status,
+    d.attempts, d.next_attempt_at, d.lease_owner, d.lease_expires_at, d.fence,
+    d.last_error, d.updated_at, d.ordering_key, d.policy,
+    e.source, e.type AS event_type, e.dedup_key
 FROM deliveries AS d JOIN events AS e ON e.seq = d.event_seq
 WHERE d.id = %(id)s;
 
@@ -294,7 +416,13 @@ SELECT id, delivery_id, number, started_at, finished_at, outcome, error, owner
 FROM attempts WHERE delivery_id = %(delivery_id)s ORDER BY number, id;
 
 -- name: list_dead
-SELECT d.*, e.source, e.type AS event_type, e.dedup_key
+SELECT
+    d.id, d.event_seq, d.handler,
+    CASE WHEN d.status = 'pending' AND d.next_attempt_at IS NULL THEN 'waiting'
+         ELSE d.status END AS status,
+    d.attempts, d.next_attempt_at, d.lease_owner, d.lease_expires_at, d.fence,
+    d.last_error, d.updated_at, d.ordering_key, d.policy,
+    e.source, e.type AS event_type, e.dedup_key
 FROM deliveries AS d JOIN events AS e ON e.seq = d.event_seq
 WHERE d.status = 'dead'
   AND (%(source)s::text IS NULL OR e.source = %(source)s::text)
@@ -303,7 +431,11 @@ ORDER BY d.updated_at DESC, d.id DESC
 LIMIT %(limit)s;
 
 -- name: count_by_status
-SELECT status, count(*) AS n FROM deliveries GROUP BY status;
+SELECT CASE WHEN status = 'pending' AND next_attempt_at IS NULL THEN 'waiting'
+            ELSE status END AS status,
+       count(*) AS n
+FROM deliveries
+GROUP BY 1;
 
 -- name: insert_rejections
 -- A batch of rejection records in one statement; ids follow the order given.
@@ -361,3 +493,208 @@ WITH victims AS (
     FOR UPDATE SKIP LOCKED
 )
 DELETE FROM rejections WHERE id IN (SELECT id FROM victims);
+
+-- name: lock_groups
+-- Ordering groups. A group is (handler, ordering_key); its active member is pending with
+-- a due time, leased or retrying (deliveries_group_active: at most one), the others wait
+-- (pending without one). Every query that reads or changes a group in order to place,
+-- promote or reschedule a member runs in a transaction holding the group's lock, taken
+-- before anything else.
+--
+-- Transaction-scoped advisory locks on the groups (handler, ordering_key) given, one
+-- 64-bit key each (the schema is part of it: deployments in other schemas of the same
+-- database don't contend), taken in key order so two transactions locking overlapping
+-- groups can't deadlock. A key shared by two groups (a hash collision) only makes them
+-- wait for each other.
+SELECT pg_advisory_xact_lock(sorted.lock_key)
+FROM (
+    SELECT DISTINCT hashtextextended(
+        current_schema() || chr(31) || g.handler || chr(31) || g.ordering_key, 0) AS lock_key
+    FROM unnest(%(handler)s::text[], %(ordering_key)s::text[]) AS g (handler, ordering_key)
+    ORDER BY lock_key
+) AS sorted;
+
+-- name: lock_groups_of
+-- lock_groups for the groups of the ordered deliveries among %(id)s; one row per lock
+-- (none: no delivery among them is ordered).
+SELECT pg_advisory_xact_lock(sorted.lock_key)
+FROM (
+    SELECT DISTINCT hashtextextended(
+        current_schema() || chr(31) || handler || chr(31) || ordering_key, 0) AS lock_key
+    FROM deliveries
+    WHERE id = ANY (%(id)s::bigint[]) AND ordering_key IS NOT NULL
+    ORDER BY lock_key
+) AS sorted;
+
+-- name: group_heads
+-- Each group's active member (one probe of deliveries_group_active) and newest applied
+-- time, for the ordered deliveries an append is about to place.
+SELECT g.handler, g.ordering_key, a.id, a.status, a.attempts, a.occurred_at,
+       a.next_attempt_at, s.applied_at
+FROM unnest(%(handler)s::text[], %(ordering_key)s::text[]) AS g (handler, ordering_key)
+LEFT JOIN deliveries AS a
+    ON a.handler = g.handler AND a.ordering_key = g.ordering_key
+   AND a.ordering_key IS NOT NULL
+   AND (a.status IN ('leased', 'retrying') OR (a.status = 'pending' AND a.next_attempt_at IS NOT NULL))
+LEFT JOIN ordering_state AS s ON s.handler = g.handler AND s.ordering_key = g.ordering_key;
+
+-- name: hold_unstarted_heads
+-- Of the active members an earlier event may displace (reorder window), the ones still
+-- unstarted, locked until commit: a claim (SKIP LOCKED) passes them by meanwhile.
+SELECT id
+FROM deliveries
+WHERE id = ANY (%(id)s::bigint[]) AND status = 'pending' AND attempts = 0
+  AND next_attempt_at IS NOT NULL
+FOR UPDATE;
+
+-- name: demote_heads
+-- Displaced active members wait again (before the event that displaced them is inserted:
+-- deliveries_group_active admits one active member per group at any moment).
+UPDATE deliveries
+SET next_attempt_at = NULL, updated_at = %(now)s
+WHERE id = ANY (%(id)s::bigint[]);
+
+-- name: insert_ordered_deliveries
+-- The ordered deliveries of a batch as the append placed them: active (due), waiting
+-- (pending, no due time) or skipped as stale. Only due ones wake the workers.
+WITH new_deliveries AS (
+    INSERT INTO deliveries (
+        event_seq, handler, status, attempts, next_attempt_at, fence, last_error,
+        created_at, updated_at, ordering_key, occurred_at, policy, ordering_window
+    )
+    SELECT d.event_seq, d.handler, d.status, 0, d.due, 0, d.error, d.received_at,
+           d.received_at, d.ordering_key, d.occurred_at, d.policy, d.ordering_window
+    FROM unnest(
+        %(event_seq)s::bigint[], %(handler)s::text[], %(status)s::text[], %(due)s::float8[],
+        %(error)s::text[], %(received_at)s::float8[], %(ordering_key)s::text[],
+        %(occurred_at)s::float8[], %(policy)s::text[], %(ordering_window)s::float8[]
+    ) WITH ORDINALITY AS d (
+        event_seq, handler, status, due, error, received_at, ordering_key, occurred_at, policy,
+        ordering_window, idx
+    )
+    ORDER BY d.idx
+    RETURNING next_attempt_at
+),
+woken AS (
+    SELECT pg_notify(%(channel)s, '')
+    FROM (SELECT 1 FROM new_deliveries WHERE next_attempt_at IS NOT NULL LIMIT 1) AS any_due
+)
+SELECT (SELECT count(*) FROM new_deliveries) AS inserted, (SELECT count(*) FROM woken) AS woken;
+
+-- name: waiting_by_arrival
+-- serial and latest without a reorder window: each group's waiting members, oldest
+-- event first, at most %(limit)s: the first entries of the group's deliveries_group
+-- range (past its active member, if that comes first), however long its backlog.
+-- A group that still has an active member gives none.
+SELECT g.handler, g.ordering_key, w.id, w.occurred_at, s.applied_at
+FROM unnest(%(handler)s::text[], %(ordering_key)s::text[]) AS g (handler, ordering_key)
+LEFT JOIN ordering_state AS s ON s.handler = g.handler AND s.ordering_key = g.ordering_key
+CROSS JOIN LATERAL (
+    SELECT d.id, d.occurred_at, d.event_seq
+    FROM deliveries AS d
+    WHERE d.handler = g.handler AND d.ordering_key = g.ordering_key
+      AND d.ordering_key IS NOT NULL
+      -- Waiting, said so that only deliveries_group fits (leased and retrying members
+      -- always have a due time): deliveries_waiting_by_time would fit "status =
+      -- 'pending'" exactly, and the planner, expecting a short backlog, would sort it.
+      AND d.status IN ('pending', 'leased', 'retrying') AND d.next_attempt_at IS NULL
+    -- The whole index key: the group's columns equal the outer row's, which alone
+    -- does not tell the planner that the index walks event_seq in order.
+    ORDER BY d.handler, d.ordering_key, d.event_seq
+    LIMIT %(limit)s
+) AS w
+WHERE NOT EXISTS (
+    SELECT 1 FROM deliveries AS a
+    WHERE a.handler = g.handler AND a.ordering_key = g.ordering_key
+      AND a.ordering_key IS NOT NULL
+      AND (a.status IN ('leased', 'retrying')
+           OR (a.status = 'pending' AND a.next_attempt_at IS NOT NULL)))
+ORDER BY g.handler, g.ordering_key, w.event_seq;
+
+-- name: waiting_by_time
+-- serial and latest with a reorder window: waiting members in the order their events
+-- happened (no time: last), then of arrival: deliveries_waiting_by_time, in order.
+SELECT g.handler, g.ordering_key, w.id, w.occurred_at, s.applied_at
+FROM unnest(%(handler)s::text[], %(ordering_key)s::text[]) AS g (handler, ordering_key)
+LEFT JOIN ordering_state AS s ON s.handler = g.handler AND s.ordering_key = g.ordering_key
+CROSS JOIN LATERAL (
+    SELECT d.id, d.occurred_at, d.event_seq
+    FROM deliveries AS d
+    WHERE d.handler = g.handler AND d.ordering_key = g.ordering_key
+      AND d.ordering_key IS NOT NULL AND d.status = 'pending' AND d.next_attempt_at IS NULL
+    ORDER BY d.handler, d.ordering_key, d.occurred_at NULLS LAST, d.event_seq
+    LIMIT %(limit)s
+) AS w
+WHERE NOT EXISTS (
+    SELECT 1 FROM deliveries AS a
+    WHERE a.handler = g.handler AND a.ordering_key = g.ordering_key
+      AND a.ordering_key IS NOT NULL
+      AND (a.status IN ('leased', 'retrying')
+           OR (a.status = 'pending' AND a.next_attempt_at IS NOT NULL)))
+ORDER BY g.handler, g.ordering_key, w.occurred_at NULLS LAST, w.event_seq;
+
+-- name: newest_waiting
+-- coalesce: each group's waiting member whose event happened last (no time counts as
+-- oldest), ties broken by arrival.
+SELECT g.handler, g.ordering_key, w.id, w.occurred_at, s.applied_at
+FROM unnest(%(handler)s::text[], %(ordering_key)s::text[]) AS g (handler, ordering_key)
+LEFT JOIN ordering_state AS s ON s.handler = g.handler AND s.ordering_key = g.ordering_key
+CROSS JOIN LATERAL (
+    SELECT d.id, d.occurred_at
+    FROM deliveries AS d
+    WHERE d.handler = g.handler AND d.ordering_key = g.ordering_key
+      AND d.ordering_key IS NOT NULL AND d.status = 'pending' AND d.next_attempt_at IS NULL
+    ORDER BY d.occurred_at DESC NULLS LAST, d.event_seq DESC
+    LIMIT 1
+) AS w
+WHERE NOT EXISTS (
+    SELECT 1 FROM deliveries AS a
+    WHERE a.handler = g.handler AND a.ordering_key = g.ordering_key
+      AND a.ordering_key IS NOT NULL
+      AND (a.status IN ('leased', 'retrying')
+           OR (a.status = 'pending' AND a.next_attempt_at IS NOT NULL)));
+
+-- name: promote
+-- What a settle's promotion decided, in one statement (the three sets are disjoint):
+-- members made active (due now, or once their reorder window has passed), members
+-- skipped unrun with a reason (stale), and every other waiting member of the
+-- coalesce groups given (superseded by the one kept). Due work wakes the workers.
+WITH activated AS (
+    UPDATE deliveries AS d
+    SET next_attempt_at = greatest(a.now, e.received_at + coalesce(d.ordering_window, 0)),
+        updated_at = a.now
+    FROM unnest(%(activate)s::bigint[], %(activate_now)s::float8[]) AS a (id, now), events AS e
+    WHERE d.id = a.id AND e.seq = d.event_seq
+      AND d.status = 'pending' AND d.next_attempt_at IS NULL
+    RETURNING d.id
+),
+skipped AS (
+    UPDATE deliveries AS d
+    SET status = 'skipped', last_error = k.reason, updated_at = k.now
+    FROM unnest(%(skip)s::bigint[], %(skip_reason)s::text[], %(skip_now)s::float8[])
+        AS k (id, reason, now)
+    WHERE d.id = k.id AND d.status = 'pending' AND d.next_attempt_at IS NULL
+    RETURNING d.id
+),
+superseded AS (
+    UPDATE deliveries AS d
+    SET status = 'skipped', last_error = %(superseded)s, updated_at = c.now
+    FROM unnest(
+        %(keep_handler)s::text[], %(keep_ordering_key)s::text[], %(keep)s::bigint[],
+        %(keep_now)s::float8[]
+    ) AS c (handler, ordering_key, keep, now)
+    WHERE d.handler = c.handler AND d.ordering_key = c.ordering_key AND d.id <> c.keep
+      AND d.ordering_key IS NOT NULL AND d.status = 'pending' AND d.next_attempt_at IS NULL
+    RETURNING d.id
+),
+woken AS (
+    SELECT pg_notify(%(channel)s, '') FROM (SELECT 1 FROM activated LIMIT 1) AS any_due
+)
+SELECT (SELECT count(*) FROM activated) AS activated,
+       (SELECT count(*) FROM skipped) + (SELECT count(*) FROM superseded) AS skipped,
+       (SELECT count(*) FROM woken) AS woken;
+
+-- name: get_ordering_state
+SELECT handler, ordering_key, applied_at, applied_seq, updated_at
+FROM ordering_state
+WHERE handler = %(handler)s AND ordering_key = %(ordering_key)s;

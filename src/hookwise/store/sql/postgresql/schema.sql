@@ -42,6 +42,13 @@ CREATE TABLE deliveries (
     last_error text,
     created_at double precision NOT NULL,
     updated_at double precision NOT NULL,
+    -- Ordered deliveries only (NULL otherwise): copies of the event's ordering key and
+    -- time, the policy and reorder window (seconds) they were stored with. Waiting
+    -- members of a group are 'pending' with next_attempt_at NULL: never due.
+    ordering_key text,
+    occurred_at double precision,
+    policy text CHECK (policy IN ('serial', 'latest', 'coalesce')),
+    ordering_window double precision,
     CONSTRAINT deliveries_event_handler UNIQUE (event_seq, handler)
 ) WITH (
     fillfactor = 80,
@@ -59,6 +66,32 @@ CREATE INDEX deliveries_dead ON deliveries (updated_at) WHERE status = 'dead';
 -- Retention asks "has this event anything left to do?"; only unfinished rows are here.
 CREATE INDEX deliveries_unfinished ON deliveries (event_seq)
     WHERE status NOT IN ('done', 'skipped');
+-- The unfinished members of each ordering group (handler, ordering_key), oldest event
+-- first: the next waiting member is the first entries of one group's range.
+CREATE INDEX deliveries_group ON deliveries (handler, ordering_key, event_seq)
+    WHERE ordering_key IS NOT NULL AND status IN ('pending', 'leased', 'retrying');
+-- The active member of each group (due, leased or retrying; waiting members are
+-- 'pending' with no due time). At most one: the database refuses a second, whatever
+-- a bug elsewhere would do; and "has this group an active member?" is one probe.
+CREATE UNIQUE INDEX deliveries_group_active ON deliveries (handler, ordering_key)
+    WHERE ordering_key IS NOT NULL
+      AND (status IN ('leased', 'retrying') OR (status = 'pending' AND next_attempt_at IS NOT NULL));
+-- Waiting members in the order their events happened (a reorder window promotes by
+-- time): the next one is the first entry, however long the key's backlog. Only
+-- waiting rows are in it: work that never waits costs it nothing.
+CREATE INDEX deliveries_waiting_by_time ON deliveries (handler, ordering_key, occurred_at, event_seq)
+    WHERE ordering_key IS NOT NULL AND status = 'pending' AND next_attempt_at IS NULL;
+
+-- Per ordering group, the newest event applied (settled done): latest and coalesce
+-- skip events older than applied_at.
+CREATE TABLE ordering_state (
+    handler text NOT NULL,
+    ordering_key text NOT NULL,
+    applied_at double precision,  -- the newest occurred_at applied; NULL while none had one
+    applied_seq bigint,  -- the newest event seq applied
+    updated_at double precision NOT NULL,
+    PRIMARY KEY (handler, ordering_key)
+);
 
 -- History: one row per finished try of a delivery.
 CREATE TABLE attempts (

@@ -93,7 +93,7 @@ SET status = :status,
     lease_expires_at = NULL,
     updated_at = :finished_at
 WHERE id = :id AND fence = :fence AND lease_owner = :owner AND status = 'leased'
-RETURNING attempts;
+RETURNING attempts, handler, event_seq, ordering_key, occurred_at, policy, ordering_window;
 
 -- name: insert_attempt
 INSERT INTO attempts (delivery_id, number, started_at, finished_at, outcome, error, owner)
@@ -111,15 +111,42 @@ SET status = 'pending',
 WHERE id = :id AND fence = :fence AND lease_owner = :owner AND status = 'leased';
 
 -- name: retry_dead
--- :ids NULL means every dead delivery (of :source when given).
+-- :ids NULL means every dead delivery (of :source when given). Unordered ones only:
+-- ordered ones (dead_ordered, retry_dead_ordered) may wait behind their group's head.
 UPDATE deliveries
 SET status = 'pending',
     attempts = 0,
     next_attempt_at = :now,
     updated_at = :now
-WHERE status = 'dead'
+WHERE status = 'dead' AND policy IS NULL
   AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
   AND (:source IS NULL OR event_seq IN (SELECT seq FROM events WHERE source = :source));
+
+-- name: dead_ordered
+-- The ordered dead deliveries retry_dead would take, oldest event first. INDEXED BY:
+-- the dead letters are few; ordering by event_seq would otherwise walk every delivery.
+SELECT id
+FROM deliveries INDEXED BY deliveries_dead
+WHERE status = 'dead' AND policy IS NOT NULL
+  AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
+  AND (:source IS NULL OR event_seq IN (SELECT seq FROM events WHERE source = :source))
+ORDER BY event_seq, id;
+
+-- name: retry_dead_ordered
+-- One ordered dead letter pending again with a fresh attempt budget: due now, or
+-- waiting (no due time) while its group has an active member.
+UPDATE deliveries
+SET status = 'pending',
+    attempts = 0,
+    next_attempt_at = CASE WHEN EXISTS (
+            SELECT 1 FROM deliveries AS o INDEXED BY deliveries_group_active
+            WHERE o.handler = deliveries.handler AND o.ordering_key = deliveries.ordering_key
+              AND o.ordering_key IS NOT NULL
+              AND (o.status IN ('leased', 'retrying') OR (o.status = 'pending' AND o.next_attempt_at IS NOT NULL)))
+        THEN NULL ELSE :now END,
+    updated_at = :now
+WHERE id = :id
+RETURNING next_attempt_at;
 
 -- name: discard_dead
 -- Give up on dead letters: skipped, so their events may be purged; history stays.
@@ -159,16 +186,23 @@ DELETE FROM deliveries WHERE event_seq IN (SELECT value FROM json_each(:seqs));
 DELETE FROM events WHERE seq IN (SELECT value FROM json_each(:seqs));
 
 -- name: replay_existing
--- A leased delivery is running somewhere; it is left alone.
+-- A leased delivery is running somewhere; it is left alone. An ordered one waits (no
+-- due time) while another member of its group is active.
 UPDATE deliveries
 SET status = 'pending',
     attempts = 0,
-    next_attempt_at = :now,
+    next_attempt_at = CASE WHEN ordering_key IS NOT NULL AND EXISTS (
+            SELECT 1 FROM deliveries AS o INDEXED BY deliveries_group_active
+            WHERE o.handler = deliveries.handler AND o.ordering_key = deliveries.ordering_key
+              AND o.ordering_key IS NOT NULL
+              AND (o.status IN ('leased', 'retrying') OR (o.status = 'pending' AND o.next_attempt_at IS NOT NULL))
+              AND o.id <> deliveries.id)
+        THEN NULL ELSE :now END,
     lease_owner = NULL,
     lease_expires_at = NULL,
     updated_at = :now
 WHERE event_seq = :event_seq AND handler = :handler AND status <> 'leased'
-RETURNING id;
+RETURNING id, next_attempt_at;
 
 -- name: replay_new
 INSERT INTO deliveries (
@@ -177,7 +211,7 @@ INSERT INTO deliveries (
 SELECT :event_seq, :handler, 'pending', 0, :now, 0, :now, :now
 WHERE EXISTS (SELECT 1 FROM events WHERE seq = :event_seq)
 ON CONFLICT (event_seq, handler) DO NOTHING
-RETURNING id;
+RETURNING id, next_attempt_at;
 
 -- name: ping
 SELECT 1;
@@ -196,19 +230,36 @@ WHERE (:source IS NULL OR e.source = :source)
   AND (:since IS NULL OR e.received_at >= :since)
   AND (:before_seq IS NULL OR e.seq < :before_seq)
   AND (:status IS NULL OR EXISTS (
-        -- "+" keeps the planner on the (event_seq, handler) index, not the status one.
-        SELECT 1 FROM deliveries AS d WHERE d.event_seq = e.seq AND +d.status = :status))
+        -- By the status a delivery record shows (a waiting one is stored as pending).
+        SELECT 1 FROM deliveries AS d
+        WHERE d.event_seq = e.seq
+          AND CASE WHEN d.status = 'pending' AND d.next_attempt_at IS NULL THEN 'waiting'
+                   ELSE d.status END = :status))
 ORDER BY e.seq DESC
 LIMIT :limit;
 
 -- name: event_deliveries
-SELECT d.*, e.source, e.type AS event_type, e.dedup_key
+-- A waiting delivery (ordered, queued behind its group's active member) is stored as
+-- 'pending' without a due time and shown as 'waiting'; so in every delivery listing.
+SELECT
+    d.id, d.event_seq, d.handler,
+    CASE WHEN d.status = 'pending' AND d.next_attempt_at IS NULL THEN 'waiting'
+         ELSE d.status END AS status,
+    d.attempts, d.next_attempt_at, d.lease_owner, d.lease_expires_at, d.fence,
+    d.last_error, d.updated_at, d.ordering_key, d.policy,
+    e.source, e.type AS event_type, e.dedup_key
 FROM deliveries AS d JOIN events AS e ON e.seq = d.event_seq
 WHERE d.event_seq = :event_seq
 ORDER BY d.id;
 
 -- name: get_delivery
-SELECT d.*, e.source, e.type AS event_type, e.dedup_key
+SELECT
+    d.id, d.event_seq, d.handler,
+    CASE WHEN d.status = 'pending' AND d.next_attempt_at IS NULL THEN 'waiting'
+         ELSE d.status END AS status,
+    d.attempts, d.next_attempt_at, d.lease_owner, d.lease_expires_at, d.fence,
+    d.last_error, d.updated_at, d.ordering_key, d.policy,
+    e.source, e.type AS event_type, e.dedup_key
 FROM deliveries AS d JOIN events AS e ON e.seq = d.event_seq
 WHERE d.id = :id;
 
@@ -216,7 +267,13 @@ WHERE d.id = :id;
 SELECT * FROM attempts WHERE delivery_id = :delivery_id ORDER BY number, id;
 
 -- name: list_dead
-SELECT d.*, e.source, e.type AS event_type, e.dedup_key
+SELECT
+    d.id, d.event_seq, d.handler,
+    CASE WHEN d.status = 'pending' AND d.next_attempt_at IS NULL THEN 'waiting'
+         ELSE d.status END AS status,
+    d.attempts, d.next_attempt_at, d.lease_owner, d.lease_expires_at, d.fence,
+    d.last_error, d.updated_at, d.ordering_key, d.policy,
+    e.source, e.type AS event_type, e.dedup_key
 FROM deliveries AS d JOIN events AS e ON e.seq = d.event_seq
 WHERE d.status = 'dead'
   AND (:source IS NULL OR e.source = :source)
@@ -225,7 +282,12 @@ ORDER BY d.updated_at DESC, d.id DESC
 LIMIT :limit;
 
 -- name: count_by_status
-SELECT status, count(*) AS n FROM deliveries GROUP BY status;
+SELECT
+    CASE WHEN status = 'pending' AND next_attempt_at IS NULL THEN 'waiting'
+         ELSE status END AS status,
+    count(*) AS n
+FROM deliveries
+GROUP BY 1;
 
 -- name: insert_event_rows
 -- Batched insert-or-skip: {rows} becomes one "(?, ...)" group per event, so a batch
@@ -285,3 +347,120 @@ SELECT * FROM rejections WHERE id = :id;
 DELETE FROM rejections
 WHERE id IN (
     SELECT id FROM rejections WHERE received_at < :before ORDER BY received_at LIMIT :batch);
+
+-- name: group_states
+-- For each [handler, ordering_key] pair of a JSON array: what its group has applied
+-- and its active member (due, leased or retrying; at most one), or NULLs. One trip
+-- for a whole batch of appends; one probe of each index per group.
+SELECT
+    g.handler,
+    g.ordering_key,
+    s.applied_at,
+    h.id,
+    h.status,
+    h.attempts,
+    h.occurred_at,
+    h.next_attempt_at
+FROM (
+    SELECT json_extract(value, '$[0]') AS handler, json_extract(value, '$[1]') AS ordering_key
+    FROM json_each(:groups)
+) AS g
+LEFT JOIN ordering_state AS s ON s.handler = g.handler AND s.ordering_key = g.ordering_key
+LEFT JOIN deliveries AS h INDEXED BY deliveries_group_active
+    ON h.handler = g.handler AND h.ordering_key = g.ordering_key
+   AND (h.status IN ('leased', 'retrying') OR (h.status = 'pending' AND h.next_attempt_at IS NOT NULL));
+
+-- name: insert_ordered_delivery_rows
+-- {rows} becomes one group per delivery of an ordered event, as the append decided:
+-- (event_seq, handler, status, due, error, received_at, ordering_key, occurred_at,
+-- policy, window); active ones are due, waiting ones have no due time, stale ones
+-- are 'skipped' with an error.
+INSERT INTO deliveries (
+    event_seq, handler, status, attempts, next_attempt_at, fence, last_error, created_at,
+    updated_at, ordering_key, occurred_at, policy, ordering_window
+)
+SELECT column1, column2, column3, 0, column4, 0, column5, column6, column6, column7, column8,
+       column9, column10
+FROM (VALUES {rows})
+WHERE true
+ON CONFLICT (event_seq, handler) DO NOTHING;
+
+-- name: hold_deliveries
+-- Back to waiting (JSON array of ids): an earlier event took the place of each.
+UPDATE deliveries SET next_attempt_at = NULL WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: next_waiting
+-- The group's waiting member of the oldest event (serial and latest without a window):
+-- once the head has settled, the first entry of the group's range.
+SELECT id, occurred_at
+FROM deliveries INDEXED BY deliveries_group
+WHERE handler = :handler AND ordering_key = :ordering_key
+  AND status IN ('pending', 'leased', 'retrying')
+  AND status = 'pending' AND next_attempt_at IS NULL
+ORDER BY event_seq
+LIMIT 1;
+
+-- name: next_waiting_by_time
+-- With a reorder window: the waiting member that happened first (no time: last).
+SELECT id, occurred_at
+FROM deliveries INDEXED BY deliveries_group
+WHERE handler = :handler AND ordering_key = :ordering_key
+  AND status IN ('pending', 'leased', 'retrying')
+  AND status = 'pending' AND next_attempt_at IS NULL
+ORDER BY occurred_at IS NULL, occurred_at, event_seq
+LIMIT 1;
+
+-- name: newest_waiting
+-- coalesce: the waiting member that happened last (no time counts as oldest), ties
+-- broken by arrival.
+SELECT id, occurred_at
+FROM deliveries INDEXED BY deliveries_group
+WHERE handler = :handler AND ordering_key = :ordering_key
+  AND status IN ('pending', 'leased', 'retrying')
+  AND status = 'pending' AND next_attempt_at IS NULL
+ORDER BY occurred_at DESC, event_seq DESC
+LIMIT 1;
+
+-- name: supersede_waiting
+-- coalesce: every waiting member but :keep is skipped unrun.
+UPDATE deliveries INDEXED BY deliveries_group
+SET status = 'skipped', last_error = :error, updated_at = :now
+WHERE handler = :handler AND ordering_key = :ordering_key
+  AND status IN ('pending', 'leased', 'retrying')
+  AND status = 'pending' AND next_attempt_at IS NULL
+  AND id <> :keep;
+
+-- name: activate_delivery
+-- A promoted member becomes due: now, or once its reorder window has passed.
+UPDATE deliveries
+SET next_attempt_at = max(
+        :now,
+        (SELECT received_at FROM events WHERE seq = deliveries.event_seq)
+            + coalesce(ordering_window, 0)),
+    updated_at = :now
+WHERE id = :id;
+
+-- name: skip_waiting
+-- A waiting member settled without running (stale): no attempt is recorded.
+UPDATE deliveries
+SET status = 'skipped', last_error = :error, next_attempt_at = NULL, updated_at = :now
+WHERE id = :id;
+
+-- name: record_applied
+-- A member settled done: the group's newest applied time and seq move forward (a NULL
+-- on either side keeps the other: max() of a NULL is NULL).
+INSERT INTO ordering_state (handler, ordering_key, applied_at, applied_seq, updated_at)
+VALUES (:handler, :ordering_key, :occurred_at, :event_seq, :now)
+ON CONFLICT (handler, ordering_key) DO UPDATE
+SET applied_at = coalesce(max(applied_at, excluded.applied_at), applied_at, excluded.applied_at),
+    applied_seq = coalesce(max(applied_seq, excluded.applied_seq), applied_seq, excluded.applied_seq),
+    updated_at = excluded.updated_at
+RETURNING applied_at;
+
+-- name: applied_at
+SELECT applied_at FROM ordering_state WHERE handler = :handler AND ordering_key = :ordering_key;
+
+-- name: get_ordering_state
+SELECT handler, ordering_key, applied_at, applied_seq, updated_at
+FROM ordering_state
+WHERE handler = :handler AND ordering_key = :ordering_key;

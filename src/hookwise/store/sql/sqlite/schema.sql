@@ -41,6 +41,13 @@ CREATE TABLE deliveries (
     last_error TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
+    -- Ordered deliveries only (NULL otherwise): copies of the event's ordering key and
+    -- time, the policy and reorder window (seconds) they were stored with. Waiting
+    -- members of a group are 'pending' with next_attempt_at NULL: never due.
+    ordering_key TEXT,
+    occurred_at REAL,
+    policy TEXT CHECK (policy IN ('serial', 'latest', 'coalesce')),
+    ordering_window REAL,
     UNIQUE (event_seq, handler)
 );
 
@@ -52,6 +59,27 @@ CREATE INDEX deliveries_lease_expiry ON deliveries (lease_expires_at)
 -- Only dead letters are listed by status often enough to index; a partial index costs
 -- nothing on the hot insert path, where every new delivery is 'pending'.
 CREATE INDEX deliveries_dead ON deliveries (updated_at) WHERE status = 'dead';
+-- The unfinished members of each ordering group (handler, ordering_key), oldest event
+-- first: finding a group's active member, or the next waiting one, reads one short range.
+CREATE INDEX deliveries_group ON deliveries (handler, ordering_key, event_seq)
+    WHERE ordering_key IS NOT NULL AND status IN ('pending', 'leased', 'retrying');
+-- The active member of each group: due, leased or retrying (waiting members are
+-- 'pending' without a due time). UNIQUE: at most one, whatever a bug elsewhere would
+-- do; and "has this group an active member?" is one probe.
+CREATE UNIQUE INDEX deliveries_group_active ON deliveries (handler, ordering_key)
+    WHERE ordering_key IS NOT NULL
+      AND (status IN ('leased', 'retrying') OR (status = 'pending' AND next_attempt_at IS NOT NULL));
+
+-- Per ordering group, the newest event applied (settled done): latest and coalesce
+-- skip events older than applied_at.
+CREATE TABLE ordering_state (
+    handler TEXT NOT NULL,
+    ordering_key TEXT NOT NULL,
+    applied_at REAL,  -- the newest occurred_at applied; NULL while none had a time
+    applied_seq INTEGER,  -- the newest event seq applied
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (handler, ordering_key)
+) WITHOUT ROWID;
 
 -- History: one row per finished try of a delivery.
 CREATE TABLE attempts (
