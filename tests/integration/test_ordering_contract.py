@@ -285,3 +285,53 @@ async def test_every_policy_drains_a_shuffled_key_completely(store: Store, polic
         assert ran == [f"e{n}" for n in range(30)]
     newest = f"e{times.index(29)}"
     assert ran[-1] == newest or policy == "serial"
+
+
+# -- retention -----------------------------------------------------------------------------------
+
+
+async def test_purge_forgets_the_state_of_a_group_with_nothing_left(store: Store) -> None:
+    await store.append(event("e0"), [H], ordering=LATEST)
+    assert await run_head(store, T0 + 1) == "e0"
+    assert await store.ordering_state(H, "sub_1") is not None
+    assert await store.purge(before=T0 + 100) == 1
+    assert await store.ordering_state(H, "sub_1") is None
+
+
+async def test_purge_keeps_the_state_of_a_group_with_a_delivery_left(store: Store) -> None:
+    await store.append(event("e0"), [H], ordering=LATEST)
+    await store.append(event("e1"), [H], ordering=LATEST)
+    assert await run_head(store, T0 + 1) == "e0"
+    assert await run_head(store, T0 + 2, "dead") == "e1"
+    assert await store.purge(before=T0 + 100) == 1  # e0; the dead letter e1 stays
+    state = await store.ordering_state(H, "sub_1")
+    assert state is not None and state.applied_seq is not None
+
+
+async def test_purge_keeps_state_updated_after_the_horizon(store: Store) -> None:
+    await store.append(event("e0"), [H], ordering=LATEST)
+    assert await run_head(store, T0 + 10) == "e0"
+    assert await store.purge(before=T0 + 5) == 1  # the event is older than the horizon
+    state = await store.ordering_state(H, "sub_1")
+    assert state is not None and state.updated_at == T0 + 10
+
+
+async def test_purge_forgets_ordering_state_in_batches(store: Store) -> None:
+    keys = [f"sub_{n}" for n in range(7)]
+    for n, key in enumerate(keys):
+        await store.append(event(f"a{n}", obj=key), [H], ordering=SERIAL)
+        if n % 3 == 0:  # a dead letter keeps the group's state
+            await store.append(event(f"b{n}", obj=key), [H], ordering=SERIAL)
+    now = T0 + 1
+    while (claims := await store.claim("w1", limit=100, lease=LEASE, now=now)) != []:
+        settled = [
+            outcome(
+                c.delivery_id, c.fence, "dead" if c.event.id.startswith("b") else "done", at=now
+            )
+            for c in claims
+        ]
+        assert all(await store.settle(settled))
+        now += 1
+    assert await store.purge(before=T0 + 100, batch=2) == 7
+    kept = [key for key in keys if await store.ordering_state(H, key) is not None]
+    assert kept == ["sub_0", "sub_3", "sub_6"]

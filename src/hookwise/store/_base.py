@@ -352,7 +352,8 @@ class Store(Protocol):
         event has none); an event with a delivery pending, leased, retrying or dead is
         kept. Works in transactions of at most ``batch`` events, so no lock is held
         for long, and concurrent purges (several workers) don't wait on each other.
-        Returns how many events were deleted."""
+        The ordering state of a group with no delivery left is deleted too once it was
+        last updated before ``before``. Returns how many events were deleted."""
 
     async def record_rejections(self, records: Sequence[RejectionRecord]) -> None:
         """Keep refused requests for diagnosis, newest :data:`REJECTIONS_KEPT` per

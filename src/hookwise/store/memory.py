@@ -785,6 +785,16 @@ class MemoryStore:
                         deleted += 1
             await asyncio.sleep(0)  # let other work in between batches, as the engines do
         with self._lock:
+            forgotten = [k for k, state in self._applied.items() if state.updated_at < before]
+        for start in range(0, len(forgotten), batch):
+            with self._lock:
+                kept = {d.group for d in self._deliveries.values() if d.group is not None}
+                for key in forgotten[start : start + batch]:
+                    state = self._applied.get(key)
+                    if state is not None and state.updated_at < before and key not in kept:
+                        del self._applied[key]
+            await asyncio.sleep(0)
+        with self._lock:
             refused = [r.id for r in self._rejections.values() if r.received_at < before]
         for start in range(0, len(refused), batch):
             with self._lock:

@@ -888,7 +888,9 @@ class PostgresStore:
 
     async def purge(self, *, before: float, batch: int = 500) -> int:
         """Delete finished events received before ``before`` (see :meth:`Store.purge`),
-        then rejection records received before it, each in batches of ``batch``."""
+        then the ordering state of groups with nothing left (read ``batch`` groups at a
+        time, in key order), then rejection records received before it, each in
+        batches of ``batch``."""
         self._check_open()
         if batch <= 0:
             raise ValueError("batch must be at least 1")
@@ -902,6 +904,16 @@ class PostgresStore:
             if deleted < batch:
                 break
             await asyncio.sleep(0)  # let intake and claims in between batches
+        query, group = _Q["purge_ordering_state_first"], dict(params)
+        while True:
+            async with self._pooled("purge old ordering state") as conn:
+                cursor = await conn.execute(query, group)
+                last = await cursor.fetchone()
+            if last is None or last["scanned"] < batch:
+                break
+            query = _Q["purge_ordering_state"]
+            group.update(after_handler=last["handler"], after_key=last["ordering_key"])
+            await asyncio.sleep(0)
         while True:
             async with self._pooled("purge old rejection records") as conn:
                 cursor = await conn.execute(_Q["purge_rejections"], params)

@@ -861,7 +861,9 @@ class SQLiteStore:
         are committed between two batches rather than after the whole purge. Within
         one call the scan resumes after the last event it deleted: old events that
         must be kept (dead letters, unfinished work) are read once, not once a batch.
-        Rejection records received before ``before`` go next, in batches as well.
+        Then the ordering state of groups with no delivery left, not updated since
+        ``before``, read in key order ``batch`` groups at a time; then rejection records
+        received before ``before``, in batches as well.
         """
         self._check_open()
         if batch < 1:
@@ -878,6 +880,17 @@ class SQLiteStore:
             )
             total += deleted
             if deleted < batch:
+                break
+        group: tuple[str, str] | None = None
+        while True:
+            scanned, group = cast(
+                tuple[int, tuple[str, str] | None],
+                await self._write(
+                    "purge old ordering state",
+                    partial(_purge_ordering_state, before=before, after=group, batch=batch),
+                ),
+            )
+            if scanned < batch:
                 break
         while True:
             refused = cast(
@@ -1001,6 +1014,33 @@ def _purge_batch(
     deleted: int = conn.execute(_Q["purge_events"], seqs).rowcount
     last = victims[-1]
     return deleted, (last["received_at"], last["seq"])
+
+
+def _purge_ordering_state(
+    conn: sqlite3.Connection, *, before: float, after: tuple[str, str] | None, batch: int
+) -> tuple[int, tuple[str, str] | None]:
+    """Read up to ``batch`` groups with ordering state after the group ``after`` (from
+    the first one when None), in key order, and delete the state of those with no
+    delivery left and not updated since ``before``. Returns how many groups were read
+    and the last one (where the next batch starts)."""
+    if after is None:
+        rows = conn.execute(
+            _Q["ordering_state_scan_first"], {"before": before, "batch": batch}
+        ).fetchall()
+    else:
+        params = {
+            "before": before,
+            "after_handler": after[0],
+            "after_key": after[1],
+            "batch": batch,
+        }
+        rows = conn.execute(_Q["ordering_state_scan"], params).fetchall()
+    if not rows:
+        return 0, after
+    forgotten = [[row["handler"], row["ordering_key"]] for row in rows if row["forgotten"]]
+    if forgotten:
+        conn.execute(_Q["ordering_state_forget"], {"groups": json.dumps(forgotten)})
+    return len(rows), (rows[-1]["handler"], rows[-1]["ordering_key"])
 
 
 def _purge_rejections(conn: sqlite3.Connection, *, before: float, batch: int) -> int:

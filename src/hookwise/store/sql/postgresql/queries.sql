@@ -494,6 +494,52 @@ WITH victims AS (
 )
 DELETE FROM rejections WHERE id IN (SELECT id FROM victims);
 
+-- name: purge_ordering_state_first
+-- Retention of ordering state: the first %(batch)s groups with state, in key order;
+-- the state of those not updated since the horizon and with no delivery left (one
+-- probe of deliveries_group_any) is deleted. Returns the last group read and how many
+-- were read (no row: none), where the next batch (purge_ordering_state) starts.
+WITH scanned AS (
+    SELECT handler, ordering_key FROM ordering_state
+    ORDER BY handler, ordering_key
+    LIMIT %(batch)s
+), forgotten AS (
+    DELETE FROM ordering_state AS s
+    USING scanned AS c
+    WHERE s.handler = c.handler AND s.ordering_key = c.ordering_key
+      AND s.updated_at < %(before)s
+      AND NOT EXISTS (
+          SELECT 1 FROM deliveries AS d
+          WHERE d.handler = s.handler AND d.ordering_key = s.ordering_key
+            AND d.ordering_key IS NOT NULL)
+)
+SELECT handler, ordering_key, count(*) OVER () AS scanned
+FROM scanned
+ORDER BY handler DESC, ordering_key DESC
+LIMIT 1;
+
+-- name: purge_ordering_state
+-- purge_ordering_state_first after the group the previous batch ended at.
+WITH scanned AS (
+    SELECT handler, ordering_key FROM ordering_state
+    WHERE (handler, ordering_key) > (%(after_handler)s, %(after_key)s)
+    ORDER BY handler, ordering_key
+    LIMIT %(batch)s
+), forgotten AS (
+    DELETE FROM ordering_state AS s
+    USING scanned AS c
+    WHERE s.handler = c.handler AND s.ordering_key = c.ordering_key
+      AND s.updated_at < %(before)s
+      AND NOT EXISTS (
+          SELECT 1 FROM deliveries AS d
+          WHERE d.handler = s.handler AND d.ordering_key = s.ordering_key
+            AND d.ordering_key IS NOT NULL)
+)
+SELECT handler, ordering_key, count(*) OVER () AS scanned
+FROM scanned
+ORDER BY handler DESC, ordering_key DESC
+LIMIT 1;
+
 -- name: lock_groups
 -- Ordering groups. A group is (handler, ordering_key); its active member is pending with
 -- a due time, leased or retrying (deliveries_group_active: at most one), the others wait

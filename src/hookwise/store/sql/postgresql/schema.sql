@@ -76,6 +76,10 @@ CREATE INDEX deliveries_group ON deliveries (handler, ordering_key, event_seq)
 CREATE UNIQUE INDEX deliveries_group_active ON deliveries (handler, ordering_key)
     WHERE ordering_key IS NOT NULL
       AND (status IN ('leased', 'retrying') OR (status = 'pending' AND next_attempt_at IS NOT NULL));
+-- Every ordered delivery, whatever its status: retention forgets the ordering state
+-- of a group only when nothing of it is left, and that is one probe.
+CREATE INDEX deliveries_group_any ON deliveries (handler, ordering_key)
+    WHERE ordering_key IS NOT NULL;
 -- Waiting members in the order their events happened (a reorder window promotes by
 -- time): the next one is the first entry, however long the key's backlog. Only
 -- waiting rows are in it: work that never waits costs it nothing.

@@ -348,6 +348,37 @@ DELETE FROM rejections
 WHERE id IN (
     SELECT id FROM rejections WHERE received_at < :before ORDER BY received_at LIMIT :batch);
 
+-- name: ordering_state_scan_first
+-- The first :batch groups with ordering state, in key order, each with whether
+-- retention forgets it: applied before :before and no delivery of the group left
+-- (one probe of deliveries_group_any).
+SELECT s.handler, s.ordering_key,
+       s.updated_at < :before AND NOT EXISTS (
+           SELECT 1 FROM deliveries AS d INDEXED BY deliveries_group_any
+           WHERE d.handler = s.handler AND d.ordering_key = s.ordering_key
+             AND d.ordering_key IS NOT NULL) AS forgotten
+FROM ordering_state AS s
+ORDER BY s.handler, s.ordering_key
+LIMIT :batch;
+
+-- name: ordering_state_scan
+-- ordering_state_scan_first after the group the previous batch ended at.
+SELECT s.handler, s.ordering_key,
+       s.updated_at < :before AND NOT EXISTS (
+           SELECT 1 FROM deliveries AS d INDEXED BY deliveries_group_any
+           WHERE d.handler = s.handler AND d.ordering_key = s.ordering_key
+             AND d.ordering_key IS NOT NULL) AS forgotten
+FROM ordering_state AS s
+WHERE (s.handler, s.ordering_key) > (:after_handler, :after_key)
+ORDER BY s.handler, s.ordering_key
+LIMIT :batch;
+
+-- name: ordering_state_forget
+-- Delete the ordering state of the [handler, ordering_key] pairs of a JSON array.
+DELETE FROM ordering_state
+WHERE (handler, ordering_key) IN (
+    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:groups));
+
 -- name: group_states
 -- For each [handler, ordering_key] pair of a JSON array: what its group has applied
 -- and its active member (due, leased or retrying; at most one), or NULLs. One trip

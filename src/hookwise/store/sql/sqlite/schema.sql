@@ -69,6 +69,10 @@ CREATE INDEX deliveries_group ON deliveries (handler, ordering_key, event_seq)
 CREATE UNIQUE INDEX deliveries_group_active ON deliveries (handler, ordering_key)
     WHERE ordering_key IS NOT NULL
       AND (status IN ('leased', 'retrying') OR (status = 'pending' AND next_attempt_at IS NOT NULL));
+-- Every ordered delivery, whatever its status: retention forgets the ordering state
+-- of a group only when nothing of it is left, and that is one probe.
+CREATE INDEX deliveries_group_any ON deliveries (handler, ordering_key)
+    WHERE ordering_key IS NOT NULL;
 
 -- Per ordering group, the newest event applied (settled done): latest and coalesce
 -- skip events older than applied_at.
