@@ -200,6 +200,7 @@ def main() -> None:
     }
     variants = {
         "noop": None,
+        "ceiling": None,
         "group": write_config(work, group_commit=True),
         "single": write_config(work, group_commit=False),
     }
@@ -208,7 +209,8 @@ def main() -> None:
     try:
         for name, config in variants.items():
             if config is None:
-                cmd = [PYTHON, str(HERE / "noop_app.py"), "--port", str(ports[name])]
+                app = "noop_app.py" if name == "noop" else "null_store_app.py"
+                cmd = [PYTHON, str(HERE / app), "--port", str(ports[name])]
             else:
                 cmd = [
                     *HOOKWISE,
@@ -250,6 +252,7 @@ def main() -> None:
 
     summary = {name: {f: median(name, f) for f in ("rps", "p50_ms", "p99_ms")} for name in variants}
     ratios = {
+        "ceiling_vs_noop_throughput": summary["ceiling"]["rps"] / summary["noop"]["rps"],
         "group_vs_noop_throughput": summary["group"]["rps"] / summary["noop"]["rps"],
         "group_vs_single_throughput": summary["group"]["rps"] / summary["single"]["rps"],
     }

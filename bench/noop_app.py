@@ -48,6 +48,7 @@ def main() -> None:
         log_level="warning",
         log_config=None,
         timeout_graceful_shutdown=10,
+        proxy_headers=False,  # as `hookwise serve` runs
     )
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(uvicorn.Server(config).serve())
