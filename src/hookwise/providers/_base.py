@@ -268,10 +268,16 @@ class Source(ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} provider={self.provider!r}>"
 
-    @property
-    def has_acknowledgement(self) -> bool:
-        """Whether this provider answers stored deliveries its own way."""
-        return type(self).acknowledgement is not Source.acknowledgement
+    has_acknowledgement: bool = False
+    """Whether this provider answers stored deliveries its own way (set per class, so
+    the receiver asks a class attribute, not a method, on every request)."""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.has_acknowledgement = cls.acknowledgement is not Source.acknowledgement
+        concrete = not getattr(cls.sign_headers, "__isabstractmethod__", False)
+        if concrete and cls.verify is Source.verify and cls.verify_request is Source.verify_request:
+            raise TypeError(f"{cls.__name__} must implement verify or verify_request")
 
     def verify(self, body: bytes, headers: Mapping[str, str], now: float) -> None:
         """Return if the delivery is authentic; raise only ``VerificationError`` otherwise."""
@@ -280,8 +286,6 @@ class Source(ABC):
     def verify_request(self, request: Inbound, now: float) -> None:
         """Like :meth:`verify`, with the whole request (method, URL, query) at hand.
         What the receiver calls."""
-        if type(self).verify is Source.verify:
-            raise NotImplementedError(f"{type(self).__name__} implements neither verify method")
         self.verify(request.body, request.headers, now)
 
     async def prepare(self, request: Inbound) -> None:

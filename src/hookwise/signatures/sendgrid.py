@@ -18,7 +18,7 @@ import base64
 import binascii
 from collections.abc import Callable, Iterable, Mapping
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -133,5 +133,5 @@ def _load(
             raise ValueError("the key is neither PEM nor base64 DER") from None
     try:
         return loader(data)
-    except (ValueError, TypeError, NotImplementedError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise ValueError(f"the key can't be read: {exc}") from None
