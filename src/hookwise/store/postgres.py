@@ -93,12 +93,20 @@ Queued = tuple[NewEvent, tuple[str, ...], Ordering | None, asyncio.Future[Append
 MAX_BATCH = 1000
 """Most appends shared by one statement."""
 
+FIRST_ANALYZE = 2000
+"""Appends after which a process first refreshes the planner's statistics (then at
+twice as many, and so on; see ``PostgresStore._refresh_statistics``)."""
+
 RECONNECT_PAUSE = 0.5
 """After a failed connection attempt, appends fail at once (503) for this long before
 the intake tries to connect again: an outage answers fast instead of queueing."""
 
 LISTEN_RETRY_MAX = 5.0
 """Longest pause between attempts to listen again after the connection was lost."""
+
+MAX_ORDERED_HINTS = 100_000
+"""Claimed ordered deliveries remembered for their settle; past this many (leases lost
+and settled elsewhere), the memory starts again."""
 
 PROMOTION_PEEK = 64
 """Waiting members a ``latest`` promotion reads at once: the stale ones before the first
@@ -142,6 +150,12 @@ class PostgresStore:
         self._commits = 0
         self._appended = 0
         self._largest_batch = 0
+        self._analyze_at = FIRST_ANALYZE
+        self._analyzer: asyncio.Task[None] | None = None
+        # work
+        self._ordered_claims: set[int] = set()
+        """Ordered deliveries this process claimed and has not settled or released: their
+        settle goes straight to the ordered path (a hint only; see :meth:`settle`)."""
         # wake-ups
         self._subscribers: list[tuple[Callable[[], None], asyncio.AbstractEventLoop]] = []
         self._listener: asyncio.Task[None] | None = None
@@ -194,6 +208,11 @@ class PostgresStore:
             if not future.done():
                 future.set_exception(StoreNotOpen("PostgreSQL store"))
         self._queue.clear()
+        if self._analyzer is not None:
+            self._analyzer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._analyzer
+            self._analyzer = None
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -379,9 +398,33 @@ class PostgresStore:
         self._commits += 1
         self._appended += len(batch)
         self._largest_batch = max(self._largest_batch, len(batch))
+        if self._appended >= self._analyze_at:
+            self._refresh_statistics()
         for (*_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
+
+    def _refresh_statistics(self) -> None:
+        """ANALYZE the queue tables in the background, each time this process's appends
+        double (FIRST_ANALYZE, twice that, ...).
+
+        Autovacuum analyzes a table a minute or more after it has grown by a tenth. Until
+        then the planner works from figures taken when the store was young, believes
+        there is almost nothing waiting, and a promotion that should fetch a few rows by
+        id walks the whole backlog instead, on every settle. A young store taking its
+        first burst is exactly when that hurts; this closes the gap, a few dozen times
+        in a process's life at most."""
+        self._analyze_at = max(self._analyze_at * 2, self._appended + 1)
+        if self._analyzer is not None and not self._analyzer.done():
+            return
+        self._analyzer = asyncio.create_task(self._analyze(), name="hookwise-pg-analyze")
+
+    async def _analyze(self) -> None:
+        try:
+            async with self._pooled("refresh table statistics") as conn:
+                await conn.execute(_Q["analyze_queue"])
+        except Exception as exc:  # only a missed optimisation: autovacuum catches up
+            log.debug("refreshing table statistics failed: %s", exc)
 
     async def _intake_connection(self) -> psycopg.AsyncConnection[Row]:
         conn = self._intake
@@ -596,6 +639,10 @@ class PostgresStore:
                 "handlers": None if handlers is None else sorted(handlers),
             },
         )
+        ordered = self._ordered_claims
+        if len(ordered) > MAX_ORDERED_HINTS:  # leases lost and never settled here
+            ordered.clear()
+        ordered.update(row["id"] for row in rows if row["ordered"])
         return [_claim(row, row) for row in rows]
 
     async def extend(
@@ -639,14 +686,22 @@ class PostgresStore:
             params["started_at"].append(s.started_at)
             params["finished_at"].append(s.finished_at)
             params["outcome"].append(s.outcome)
+        ordered = self._ordered_claims
+        positions = range(1, len(settlements) + 1)
         async with self._pooled("settle deliveries") as conn:
-            # Unordered ones: one statement, no lock, as if ordering did not exist.
-            cursor = await conn.execute(_Q["settle_deliveries"], {**params, "ordered": False})
-            applied = {row["idx"] for row in await cursor.fetchall()}  # 1-based positions
-            rest = [i for i in range(1, len(settlements) + 1) if i not in applied]
+            applied: set[int] = set()  # 1-based positions
+            if not all(s.delivery_id in ordered for s in settlements):
+                # Unordered ones: one statement, no lock, as if ordering did not exist.
+                # (Those known ordered never match it: the column can't change.)
+                cursor = await conn.execute(
+                    _Q["settle_deliveries"], {**params, "ordered": False}
+                )
+                applied.update(row["idx"] for row in await cursor.fetchall())
+            rest = [i for i in positions if i not in applied]
             if rest:  # ordered, or a lease lost meanwhile
                 applied.update(await self._settle_ordered(conn, params, rest))
-        return [i in applied for i in range(1, len(settlements) + 1)]
+        ordered.difference_update(s.delivery_id for s in settlements)
+        return [i in applied for i in positions]
 
     async def _settle_ordered(
         self, conn: psycopg.AsyncConnection[Row], params: dict[str, list[Any]], rest: list[int]
@@ -736,6 +791,7 @@ class PostgresStore:
                 "channel": self._channel,
             },
         )
+        self._ordered_claims.difference_update(d for d, _ in leases)
         return int(rows[0]["released"])
 
     # -- reads --------------------------------------------------------------------------

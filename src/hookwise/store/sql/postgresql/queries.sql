@@ -121,9 +121,9 @@ claimed AS (
     FROM chosen
     WHERE d.id = chosen.id
     RETURNING d.id, d.event_seq, d.handler, d.fence, d.attempts, d.lease_expires_at,
-              d.next_attempt_at
+              d.next_attempt_at, d.ordering_key IS NOT NULL AS ordered
 )
-SELECT c.id, c.handler, c.fence, c.attempts, c.lease_expires_at, c.next_attempt_at,
+SELECT c.id, c.handler, c.fence, c.attempts, c.lease_expires_at, c.next_attempt_at, c.ordered,
        e.seq, e.source, e.dedup_key, e.type, e.ordering_key, e.occurred_at, e.received_at,
        e.intake, e.headers, e.body
 FROM claimed AS c
@@ -739,6 +739,11 @@ woken AS (
 SELECT (SELECT count(*) FROM activated) AS activated,
        (SELECT count(*) FROM skipped) + (SELECT count(*) FROM superseded) AS skipped,
        (SELECT count(*) FROM woken) AS woken;
+
+-- name: analyze_queue
+-- Fresh planner statistics for the tables whose shape a burst changes (postgres.py,
+-- _refresh_statistics).
+ANALYZE deliveries, events, ordering_state;
 
 -- name: get_ordering_state
 SELECT handler, ordering_key, applied_at, applied_seq, updated_at
