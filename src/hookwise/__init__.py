@@ -31,10 +31,12 @@ from .errors import (
     VerificationError,
 )
 from .events import Event, NewEvent
+from .transactions import AsyncTransaction, Transaction, TransactionClosed, TxResult
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncTransaction",
     "Clock",
     "ConfigError",
     "Event",
@@ -58,6 +60,9 @@ __all__ = [
     "StoreSettings",
     "StoreUnavailable",
     "SystemClock",
+    "Transaction",
+    "TransactionClosed",
+    "TxResult",
     "UnknownSource",
     "VerificationError",
     "WorkerSettings",

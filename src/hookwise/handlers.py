@@ -37,6 +37,13 @@ class HandlerSpec:
     patterns: tuple[str, ...] = ("*",)
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float = DEFAULT_HANDLER_TIMEOUT
+    transactional: bool | None = None
+    """Whether the handler takes a transaction (``def handle(event, tx)``); ``None``:
+    decided from the function's signature (two positional parameters)."""
+
+    def __post_init__(self) -> None:
+        if self.transactional is None:
+            object.__setattr__(self, "transactional", takes_transaction(self.func))
 
     @property
     def is_async(self) -> bool:
@@ -145,9 +152,31 @@ def import_callable(
     return obj  # type: ignore[no-any-return]
 
 
-def call_handler_sync(func: Callable[..., Any], event: Event) -> None:
-    """Run a sync handler (in a worker thread); an accidental coroutine is awaited."""
-    result = func(event)
+def takes_transaction(func: Callable[..., Any]) -> bool:
+    """Whether ``func`` wants a transaction besides the event: it accepts a second
+    positional argument (``def handle(event, tx)``).
+
+    >>> takes_transaction(lambda event: None), takes_transaction(lambda event, tx: None)
+    (False, True)
+    """
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # some builtins and C callables have none
+        return False
+    positional = [
+        p
+        for p in signature.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    if any(p.kind == p.VAR_POSITIONAL for p in signature.parameters.values()):
+        return False
+    return len(positional) >= 2 and all(p.default is p.empty for p in positional[:2])
+
+
+def call_handler_sync(func: Callable[..., Any], event: Event, *args: Any) -> None:
+    """Run a sync handler (in a worker thread); an accidental coroutine is awaited.
+    ``args`` is the transaction, for a transactional handler."""
+    result = func(event, *args)
     if inspect.isawaitable(result):
         asyncio.run(_await(result))
 

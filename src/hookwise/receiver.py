@@ -27,6 +27,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from json.encoder import encode_basestring_ascii as _json_string
@@ -45,6 +46,9 @@ if TYPE_CHECKING:
     from .store import Store
 
 __all__ = ["Receiver"]
+
+STORE_METRICS_TTL = 10.0
+"""Seconds the store's gauges in ``/metrics`` are reused: scrapes don't query it more."""
 
 log = logging.getLogger("hookwise.receiver")
 
@@ -108,6 +112,7 @@ class Receiver:
         self._trusted = tuple(ipaddress.ip_network(net) for net in trusted_proxies)
         self._outage_log = LogThrottle(seconds=5.0)
         self.recorder = RejectionRecorder(store)
+        self._store_metrics: tuple[float, str] | None = None
         """Keeps refused requests for diagnosis (bounded; see ``hookwise rejections``)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -178,7 +183,7 @@ class Receiver:
             await self._ready(send)
             return
         if path == "/metrics" and method in ("GET", "HEAD"):
-            body = self.metrics_text().encode()
+            body = (self.metrics_text() + await self.store_metrics_text()).encode()
             await send(
                 {
                     "type": "http.response.start",
@@ -219,6 +224,36 @@ class Receiver:
             f"hookwise_rejection_records_dropped_total {self.recorder.dropped}",
         ]
         return "\n".join(lines) + "\n"
+
+    async def store_metrics_text(self) -> str:
+        """Gauges read from the store (waiting and skipped deliveries), at most once per
+        :data:`STORE_METRICS_TTL` seconds; nothing when the store can't answer."""
+        now = time.monotonic()
+        if self._store_metrics is not None and now - self._store_metrics[0] < STORE_METRICS_TTL:
+            return self._store_metrics[1]
+        try:
+            await self._ensure_open()
+            counts = await self.store.ordering_counts()
+        except Exception as exc:
+            log.warning("metrics: the store did not answer (%s)", exc)
+            return ""
+        lines = [
+            "# HELP hookwise_deliveries_waiting Ordered deliveries waiting for an earlier "
+            "one of their key.",
+            "# TYPE hookwise_deliveries_waiting gauge",
+            f"hookwise_deliveries_waiting {counts.waiting}",
+            "# HELP hookwise_deliveries_skipped Deliveries settled skipped without running, "
+            "by reason (stale, superseded), among those the store keeps.",
+            "# TYPE hookwise_deliveries_skipped gauge",
+        ]
+        for reason in sorted({"stale", "superseded", *counts.skipped}):
+            lines.append(
+                f'hookwise_deliveries_skipped{{reason="{_label(reason)}"}} '
+                f"{counts.skipped.get(reason, 0)}"
+            )
+        text = "\n".join(lines) + "\n"
+        self._store_metrics = (now, text)
+        return text
 
     async def _ready(self, send: Send) -> None:
         try:

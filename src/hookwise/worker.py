@@ -56,9 +56,10 @@ from typing import Self
 from .clock import Clock, system_clock
 from .config import WorkerSettings
 from .durations import format_duration
-from .errors import Reject, Retry, StoreUnavailable
+from .errors import ConfigError, Reject, Retry, StoreUnavailable
 from .handlers import HandlerRegistry, HandlerSpec, call_handler_sync
 from .store._base import Claim, Outcome, Settlement, Store
+from .transactions import AsyncTransaction, StoreTransaction, Transaction
 
 __all__ = [
     "MAX_ERROR_CHARS",
@@ -78,6 +79,10 @@ SETTLE_LINGER = 0.002
 
 STORE_RETRY_DELAY = 1.0
 """Seconds between tries while the store refuses a claim or a settle."""
+
+TRANSACTION_MARGIN = 30.0
+"""Seconds past a transactional handler's timeout that the store keeps its transaction
+open before rolling it back on its own (the worker rolls back at the timeout)."""
 
 CANCEL_WAIT = 2.0
 """Seconds cancelled handlers get to unwind at shutdown before their leases are released."""
@@ -250,6 +255,7 @@ class Worker:
         logger: logging.Logger | None = None,
     ) -> None:
         _check_settings(settings)
+        _check_transactions(store, handlers)
         self.store = store
         self.handlers = handlers
         self.settings = settings
@@ -517,6 +523,10 @@ class Worker:
         if decision is None:
             failure: BaseException | None = None
             try:
+                if spec.transactional:
+                    committed = await self._invoke_in_transaction(spec, claim, started)
+                    self._committed(claim, committed)
+                    return
                 await self._invoke(spec, claim)
             except asyncio.CancelledError as exc:
                 current = asyncio.current_task()
@@ -542,21 +552,67 @@ class Worker:
         )
         self._outbox_ready.set()
 
-    async def _invoke(self, spec: HandlerSpec, claim: Claim) -> None:
+    async def _invoke_in_transaction(self, spec: HandlerSpec, claim: Claim, started: float) -> bool:
+        """Run a transactional handler in a store transaction and commit its writes with
+        the delivery's ``done``. True when committed; False when the lease was lost (the
+        writes were rolled back). A failure rolls back and raises, to be settled as usual."""
+        tx = await self.store.begin(limit=spec.timeout + TRANSACTION_MARGIN)
+        try:
+            await self._invoke(spec, claim, tx)
+        except BaseException:
+            await _rolled_back(tx)
+            raise
+        finished = self._clock.now()
+        return await tx.commit(
+            Settlement(
+                delivery_id=claim.delivery_id,
+                fence=claim.fence,
+                owner=self.owner,
+                outcome="done",
+                started_at=started,
+                finished_at=finished,
+            )
+        )
+
+    def _committed(self, claim: Claim, committed: bool) -> None:
+        """Account for a delivery settled inside its handler's transaction."""
+        self._held.pop(claim.delivery_id, None)
+        self._lost.discard(claim.delivery_id)
+        if committed:
+            self._report(claim, Decision("done"), self._clock.now())
+            self._count("done")
+            return
+        self.stats.fenced_out += 1
+        self._log.warning(
+            "event %s handler %s attempt %d: lease lost; the handler's transaction was "
+            "rolled back (another worker owns this delivery now: delivery %d, fence %d)",
+            claim.event.id,
+            claim.handler,
+            claim.attempt,
+            claim.delivery_id,
+            claim.fence,
+        )
+
+    async def _invoke(
+        self, spec: HandlerSpec, claim: Claim, tx: StoreTransaction | None = None
+    ) -> None:
         event = claim.event
         if event.attempt != claim.attempt or event.handler != claim.handler:
             event = dataclasses.replace(event, attempt=claim.attempt, handler=claim.handler)
+        loop = asyncio.get_running_loop()
         scope = asyncio.timeout(spec.timeout)
         try:
             async with scope:
                 if spec.is_async:
-                    result = spec.func(event)
+                    result = (
+                        spec.func(event) if tx is None else spec.func(event, AsyncTransaction(tx))
+                    )
                     if inspect.isawaitable(result):
                         await result
                 else:
-                    loop = asyncio.get_running_loop()
+                    args = () if tx is None else (Transaction(tx, loop),)
                     await loop.run_in_executor(
-                        self._executor(), call_handler_sync, spec.func, event
+                        self._executor(), call_handler_sync, spec.func, event, *args
                     )
         except TimeoutError as exc:
             if not scope.expired():
@@ -764,6 +820,15 @@ async def _wait_any(events: list[asyncio.Event], seconds: float) -> None:
         await asyncio.gather(*waiters, return_exceptions=True)
 
 
+async def _rolled_back(tx: StoreTransaction) -> None:
+    """Roll a failed attempt's transaction back; a store error here is only logged (the
+    transaction ends with its connection either way)."""
+    try:
+        await tx.rollback()
+    except Exception:
+        _log.warning("rolling back a handler transaction failed", exc_info=True)
+
+
 async def _quietly(task: asyncio.Task[None]) -> None:
     """Wait for a cancelled background task; log (rather than raise) how it failed."""
     await asyncio.wait([task])
@@ -780,3 +845,14 @@ def _check_settings(settings: WorkerSettings) -> None:
             raise ValueError(f"worker {name} must be positive seconds")
     if settings.grace < 0:
         raise ValueError("worker grace can't be negative")
+
+
+def _check_transactions(store: Store, handlers: HandlerRegistry) -> None:
+    wanting = [spec.name for spec in handlers if spec.transactional]
+    if wanting and not getattr(store, "supports_transactions", False):
+        raise ConfigError(
+            f"handler {wanting[0]!r} takes a transaction (def handle(event, tx)), and the "
+            f"store {store.url!r} can't give one",
+            key="store.url",
+            fix="use a SQLite or PostgreSQL store, or drop the handler's second parameter",
+        )

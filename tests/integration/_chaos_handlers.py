@@ -1,8 +1,13 @@
 """A worker process for the ordering chaos test, and the journal its handler keeps.
 
-Run as ``python _chaos_handlers.py STORE_URL JOURNAL SEED OWNER LEASE``: a
+Run as ``python _chaos_handlers.py STORE_URL JOURNAL SEED OWNER LEASE [MODE]``: a
 :class:`~hookwise.worker.Worker` runs the handler ``apply`` until SIGTERM, then prints its
 stats as one JSON line. SIGKILL it to play a crashed host.
+
+With MODE ``transactional`` the handler takes a transaction on the store's database and
+also writes its effect there, in the table ``effects`` (one row per applied call, no
+unique key: a second application of one event would be a second row); it fails after
+writing it, so a failed call's row must be rolled back with it.
 
 The handler reads the object's ``id`` and ``version`` from the body's ``data``. On
 about one call in ten (decided by the seed, the event and the attempt number, the same
@@ -33,6 +38,7 @@ from hookwise.config import WorkerSettings
 from hookwise.events import Event
 from hookwise.handlers import HandlerRegistry, HandlerSpec
 from hookwise.store import open_store
+from hookwise.transactions import AsyncTransaction
 from hookwise.worker import Worker
 
 HANDLER = "apply"
@@ -106,6 +112,51 @@ class Journal:
         self._db.close()
 
 
+EFFECTS = (
+    "CREATE TABLE IF NOT EXISTS effects ("
+    "dedup_key TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL, owner TEXT NOT NULL)"
+)
+
+
+def make_transactional_handler(
+    journal: Journal, seed: int, owner: str
+) -> Callable[[Event, AsyncTransaction], Awaitable[None]]:
+    async def apply(event: Event, tx: AsyncTransaction) -> None:
+        data = json.loads(event.body)["data"]
+        failing = fails(seed, event.id, event.attempt)
+        p = "?" if tx.engine == "sqlite" else "%s"
+        await tx.execute(
+            f"INSERT INTO effects (dedup_key, key, version, owner) VALUES ({p}, {p}, {p}, {p})",
+            (event.id, data["id"], data["version"], owner),
+        )
+        journal.record(
+            key=data["id"],
+            version=data["version"],
+            seq=event.seq,
+            attempt=event.attempt,
+            owner=owner,
+            applied=not failing,
+        )
+        if failing:
+            raise DownstreamError(f"downstream refused {event.id} (attempt {event.attempt})")
+
+    return apply
+
+
+def create_effects(url: str) -> None:
+    if url.startswith("sqlite:///"):
+        db = sqlite3.connect(url.removeprefix("sqlite:///"), timeout=30)
+        try:
+            db.execute(EFFECTS)
+        finally:
+            db.close()
+        return
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(EFFECTS)
+
+
 def make_handler(journal: Journal, seed: int, owner: str) -> Callable[[Event], Awaitable[None]]:
     async def apply(event: Event) -> None:
         data = json.loads(event.body)["data"]
@@ -126,10 +177,14 @@ def make_handler(journal: Journal, seed: int, owner: str) -> Callable[[Event], A
     return apply
 
 
-async def main(url: str, journal_path: str, seed: int, owner: str, lease: float) -> None:
+async def main(url: str, journal_path: str, seed: int, owner: str, lease: float, mode: str) -> None:
     journal = Journal(journal_path)
     handlers = HandlerRegistry()
-    handlers.add(HandlerSpec(HANDLER, make_handler(journal, seed, owner), policy=RETRY))
+    if mode == "transactional":
+        apply = make_transactional_handler(journal, seed, owner)
+        handlers.add(HandlerSpec(HANDLER, apply, policy=RETRY))
+    else:
+        handlers.add(HandlerSpec(HANDLER, make_handler(journal, seed, owner), policy=RETRY))
     settings = WorkerSettings(lease=lease, **SETTINGS)  # type: ignore[arg-type]
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -144,5 +199,8 @@ async def main(url: str, journal_path: str, seed: int, owner: str, lease: float)
 
 
 if __name__ == "__main__":
-    store_url, journal_file, seed_text, owner_name, lease_text = sys.argv[1:]
-    asyncio.run(main(store_url, journal_file, int(seed_text), owner_name, float(lease_text)))
+    store_url, journal_file, seed_text, owner_name, lease_text, *rest = sys.argv[1:]
+    mode_name = rest[0] if rest else "plain"
+    asyncio.run(
+        main(store_url, journal_file, int(seed_text), owner_name, float(lease_text), mode_name)
+    )

@@ -65,7 +65,7 @@ from ._chaos import (
     read_store,
     settled,
 )
-from ._chaos_handlers import HANDLER, READY
+from ._chaos_handlers import HANDLER, READY, create_effects
 from ._postgres import pg_schema
 
 pytestmark = pytest.mark.slow
@@ -114,7 +114,7 @@ class WorkerProcess:
 
     @classmethod
     async def start(
-        cls, url: str, journal: Path, seed: int, owner: str, directory: Path
+        cls, url: str, journal: Path, seed: int, owner: str, directory: Path, mode: str = "plain"
     ) -> WorkerProcess:
         log = directory / f"{owner}.log"
         with log.open("wb") as output:
@@ -126,6 +126,7 @@ class WorkerProcess:
                 str(seed),
                 owner,
                 str(LEASE),
+                mode,
                 env={**os.environ, "PYTHONPATH": str(SRC)},
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=output,
@@ -311,15 +312,24 @@ async def wait_until_finished(store: Store, worker: WorkerProcess) -> dict[str, 
 
 
 @pytest.mark.parametrize(
-    ("policy", "window"),
-    [("latest", 0.0), ("serial", 0.0), ("coalesce", 0.0), ("latest", WINDOW)],
-    ids=["latest", "serial", "coalesce", "latest-window"],
+    ("policy", "window", "mode"),
+    [
+        ("latest", 0.0, "plain"),
+        ("serial", 0.0, "plain"),
+        ("coalesce", 0.0, "plain"),
+        ("latest", WINDOW, "plain"),
+        ("serial", 0.0, "transactional"),
+    ],
+    ids=["latest", "serial", "coalesce", "latest-window", "serial-transactional"],
 )
 async def test_order_holds_through_duplicates_failures_and_a_killed_worker(
-    store_url: str, policy: str, window: float, tmp_path: Path
+    store_url: str, policy: str, window: float, mode: str, tmp_path: Path
 ) -> None:
     seed = int(os.environ.get("HOOKWISE_CHAOS_SEED") or secrets.randbelow(2**32))
     name = f"{policy}, window {window:g}s" if window else policy
+    if mode != "plain":
+        name += f", {mode} handler"
+        await asyncio.to_thread(create_effects, store_url)
     print(f"\nordering chaos ({name}): seed {seed} (HOOKWISE_CHAOS_SEED={seed} to repeat)")
     rng = random.Random(seed)
     events, jobs = plan(rng, events=EVENTS, keys=KEYS)
@@ -331,7 +341,7 @@ async def test_order_holds_through_duplicates_failures_and_a_killed_worker(
 
     started = time.monotonic()
     async with open_store(store_url) as store, reaped(workers):
-        first = await WorkerProcess.start(store_url, journal, seed, "first", tmp_path)
+        first = await WorkerProcess.start(store_url, journal, seed, "first", tmp_path, mode)
         workers.append(first)
         appending = asyncio.create_task(append_all(store, jobs, ordering, appends))
         try:
@@ -339,7 +349,7 @@ async def test_order_holds_through_duplicates_failures_and_a_killed_worker(
         except BaseException:
             appending.cancel()
             raise
-        second = await WorkerProcess.start(store_url, journal, seed, "second", tmp_path)
+        second = await WorkerProcess.start(store_url, journal, seed, "second", tmp_path, mode)
         workers.append(second)
         await appending
         appended_in = time.monotonic() - started
@@ -398,6 +408,30 @@ async def test_order_holds_through_duplicates_failures_and_a_killed_worker(
     assert figures["failed calls"] >= retries > 0, f"seed {seed}: {figures}, {retries}"
     assert figures["failed calls"] - retries <= len(kill.orphans), f"seed {seed}"
 
+    undone = ""
+    if mode == "transactional":
+        # Zero double effects: one row per event, written by the attempt settled done,
+        # whatever ran twice (a killed worker's calls, retries after failures).
+        effects = await asyncio.to_thread(
+            query, store_url, "SELECT dedup_key, count(*) FROM effects GROUP BY dedup_key"
+        )
+        per_event = dict(effects)
+        doubled = {key: n for key, n in per_event.items() if n != 1}
+        assert not doubled, (
+            f"seed {seed}: effects applied more than once: {list(doubled.items())[:5]}"
+        )
+        done_keys = {e.dedup_key for e in events}
+        assert set(per_event) == done_keys, (
+            f"seed {seed}: {len(done_keys - set(per_event))} events without their effect, "
+            f"{len(set(per_event) - done_keys)} effects of no event"
+        )
+        ran = Counter(c.seq for c in calls)
+        undone = (
+            f"\n  transactional: {len(per_event)} effects for {len(done_keys)} events; "
+            f"{sum(n - 1 for n in ran.values())} extra calls (failures, the killed worker's) "
+            "left none behind"
+        )
+
     print(
         f"ordering chaos ({name}) on {store_url.partition(':')[0]}: {EVENTS} events over "
         f"{KEYS} keys, {copies} appends ({duplicates} duplicates, "
@@ -410,4 +444,5 @@ async def test_order_holds_through_duplicates_failures_and_a_killed_worker(
         f"{figures['reapplied']}\n"
         f"  deliveries { {s: n for s, n in counts.items() if n} }, stale "
         f"{figures['stale']}, superseded {figures['superseded']}; second worker {stats}"
+        f"{undone}"
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from hookwise.events import NewEvent
-from hookwise.store import Ordering, Settlement, Store
+from hookwise.store import Ordering, OrderingCounts, Settlement, Store
 
 T0 = 1_700_000_000.0
 LEASE = 30.0
@@ -234,6 +234,21 @@ async def test_coalesce_runs_only_the_newest_of_the_waiting(store: Store) -> Non
     assert (b.status, b.last_error) == ("skipped", "superseded")
     assert (c.status, c.last_error) == ("skipped", "superseded")
     assert d.status == "done"
+
+
+async def test_ordering_counts_show_waiting_and_skips_by_reason(store: Store) -> None:
+    assert await store.ordering_counts() == OrderingCounts(waiting=0, skipped={})
+    await store.append(event("a", at=T0 - 50), [H], ordering=COALESCE)
+    for key, age in (("b", 40), ("d", 20), ("c", 30)):
+        await store.append(event(key, at=T0 - age), [H], ordering=COALESCE)
+    counts = await store.ordering_counts()
+    assert (counts.waiting, dict(counts.skipped)) == (3, {})
+    assert await run_head(store, T0 + 1) == "a"
+    assert await run_head(store, T0 + 2) == "d"
+    await store.append(event("old", at=T0 - 60), [H], ordering=COALESCE)  # stale at once
+    await store.append(event("u", obj=None), [H])  # unordered: pending, not waiting
+    counts = await store.ordering_counts()
+    assert (counts.waiting, dict(counts.skipped)) == (0, {"superseded": 2, "stale": 1})
 
 
 # -- reorder window ------------------------------------------------------------------------------

@@ -10,11 +10,12 @@ import httpx
 import pytest
 
 from hookwise.errors import VerificationError
+from hookwise.events import NewEvent
 from hookwise.handlers import HandlerRegistry
 from hookwise.providers import Handshake, Inbound, Source
 from hookwise.providers._base import Extraction
 from hookwise.receiver import LogThrottle, Receiver, RejectionRecorder
-from hookwise.store import EventFilter, MemoryStore, RejectionRecord
+from hookwise.store import EventFilter, MemoryStore, Ordering, RejectionRecord, Settlement
 
 TOKEN = "let-me-in-please"
 
@@ -265,6 +266,44 @@ async def test_metrics_count_outcomes_and_rejection_reasons() -> None:
     assert 'hookwise_rejections_total{source="tok",reason="bad_token"} 1' in lines
     assert "hookwise_rejection_records_dropped_total 0" in lines
     assert "# TYPE hookwise_rejections_total counter" in lines
+
+
+async def test_metrics_show_waiting_and_skipped_deliveries_from_the_store() -> None:
+    store = MemoryStore()
+    app = receiver(TokenSource(), store=store)
+    await open_(app)
+    coalesce = Ordering("coalesce")
+    for n, at in enumerate([10.0, 30.0, 20.0, 40.0]):
+        new_event = NewEvent(
+            source="tok", dedup_key=f"e{n}", type="t", body=b"{}", ordering_key="obj",
+            occurred_at=at, received_at=100.0,
+        )  # fmt: skip
+        await store.append(new_event, ["h"], ordering=coalesce)
+    async with client(app) as http:
+        before = set((await http.get("/metrics")).text.splitlines())
+    assert "# TYPE hookwise_deliveries_waiting gauge" in before
+    assert "hookwise_deliveries_waiting 3" in before
+    [head] = await store.claim("w", limit=5, lease=30, now=101.0)
+    await store.settle([Settlement(head.delivery_id, head.fence, "w", "done", 101.0, 101.0)])
+    app._store_metrics = None  # the TTL passed
+    async with client(app) as http:
+        lines = set((await http.get("/metrics")).text.splitlines())
+    assert "hookwise_deliveries_waiting 0" in lines  # the newest runs; the other two skipped
+    assert 'hookwise_deliveries_skipped{reason="superseded"} 2' in lines
+    assert 'hookwise_deliveries_skipped{reason="stale"} 0' in lines
+    # Cached: a second scrape within the TTL does not ask the store again.
+    await store.append(
+        NewEvent(source="tok", dedup_key="late", type="t", body=b"{}", ordering_key="obj",
+                 occurred_at=1.0, received_at=102.0),
+        ["h"], ordering=coalesce,
+    )  # fmt: skip
+    async with client(app) as http:
+        again = set((await http.get("/metrics")).text.splitlines())
+    assert 'hookwise_deliveries_skipped{reason="stale"} 0' in again
+    app._store_metrics = None  # the TTL passed
+    async with client(app) as http:
+        fresh = set((await http.get("/metrics")).text.splitlines())
+    assert 'hookwise_deliveries_skipped{reason="stale"} 1' in fresh
 
 
 async def test_the_rebuilt_url_keeps_the_path_as_sent() -> None:

@@ -13,12 +13,14 @@ the clock itself, so tests control time.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal, Protocol, Self, runtime_checkable
 
 from ..events import Event, Intake, NewEvent
+from ..transactions import StoreTransaction
 
 __all__ = [
     "AppendResult",
@@ -31,6 +33,7 @@ __all__ = [
     "Ordering",
     "OrderingState",
     "Outcome",
+    "PollState",
     "RejectionRecord",
     "Settlement",
     "Store",
@@ -74,6 +77,15 @@ class OrderingState:
     applied_at: float | None
     applied_seq: int | None
     updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class OrderingCounts:
+    """Ordered deliveries waiting for their group, and deliveries skipped unrun by reason
+    (``stale``, ``superseded``), among those the store still keeps."""
+
+    waiting: int = 0
+    skipped: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +301,15 @@ class Store(Protocol):
         """Give leased deliveries back (graceful shutdown): pending again, due ``now``,
         the interrupted attempt not counted. Returns how many were released."""
 
+    supports_transactions: bool
+    """Whether :meth:`begin` gives handler transactions (SQLite and PostgreSQL do)."""
+
+    async def begin(self, *, limit: float = 300.0) -> StoreTransaction:
+        """Open a transaction for a transactional handler's attempt (see
+        :mod:`hookwise.transactions`): its statements run in it, and its ``commit``
+        settles the delivery done (fenced) in the same transaction. ``limit``: seconds
+        the store may keep it open waiting for a statement before rolling it back."""
+
     # -- reads --------------------------------------------------------------------------
 
     async def ping(self) -> None:
@@ -316,6 +337,10 @@ class Store(Protocol):
     async def counts(self) -> dict[str, int]:
         """Deliveries per status, every status present (zero when none); ``waiting``
         counts ordered deliveries queued behind their group's active member."""
+
+    async def ordering_counts(self) -> OrderingCounts:
+        """Waiting and skipped deliveries (for metrics); cheap: read from partial indexes."""
+        ...
 
     async def ordering_state(self, handler: str, ordering_key: str) -> OrderingState | None:
         """What the group ``(handler, ordering_key)`` has applied; None before its
@@ -373,3 +398,137 @@ class Store(Protocol):
         in-process engines see their own process's writes; PostgreSQL relays every
         process's through ``LISTEN/NOTIFY``. Wake-ups are hints (workers still poll);
         several may be merged into one. Returns a function that unsubscribes."""
+
+    # -- polls --------------------------------------------------------------------------
+
+    async def get_poll_state(self, name: str) -> PollState | None:
+        """What the poll ``name`` remembered from its last run; None before its first."""
+
+    async def list_poll_states(self) -> list[PollState]:
+        """Every poll's state, ordered by name (code point order, on every engine)."""
+
+    async def save_poll_state(self, state: PollState) -> None:
+        """Store ``state`` as the state of the poll ``state.name``, replacing the one
+        stored before (every field: ``None`` clears one)."""
+
+    async def poll_index(self, name: str) -> dict[str, str]:
+        """The change-detection index of the poll ``name``: item id -> version as last
+        seen (empty before its first run)."""
+
+    async def update_poll_index(
+        self,
+        name: str,
+        *,
+        upsert: Mapping[str, str],
+        delete: Collection[str],
+        state: PollState | None = None,
+    ) -> None:
+        """Change the index of the poll ``name`` and, with ``state``, save its state,
+        all in one transaction: set the versions of ``upsert``'s ids (new or changed),
+        remove the ids in ``delete`` (absent ones are ignored). Either everything
+        lands or nothing does, so a crash never leaves an index that disagrees with
+        the cursor beside it. Batched: a run that saw 100 000 items is a few
+        statements. Raises ``ValueError`` (before writing anything) when ``state``
+        belongs to another poll or an id is both upserted and deleted."""
+
+    async def forget_poll(self, name: str) -> None:
+        """Delete the state and the index of the poll ``name`` (its next run starts
+        from scratch). Forgetting an unknown poll does nothing."""
+
+
+PollStatValue = int | float | str | None
+"""What a poll's ``stats`` counters may hold: what JSON round-trips on every engine."""
+
+
+@dataclass(frozen=True, slots=True)
+class PollState:
+    """What a poll remembers between runs, so a restart neither refetches everything
+    nor forgets how the source was failing.
+
+    >>> PollState("github-issues", etag='W/"abc"', cursor="2024-05-01T00:00:00Z",
+    ...           next_due_at=1_700_000_060.0, interval=60.0, stats={"fetched": 30},
+    ...           updated_at=1_700_000_000.0)  # doctest: +ELLIPSIS
+    PollState(name='github-issues', etag='W/"abc"', ...)
+
+    ``etag`` and ``last_modified`` are the first page's validators exactly as the
+    server sent them (for ``If-None-Match`` / ``If-Modified-Since``); ``cursor`` is
+    where the next incremental run starts (a ``since`` value, a page cursor);
+    ``next_due_at`` is when the next run is due (UNIX seconds) and ``interval`` the
+    current adaptive interval (seconds). ``error`` is the last run's error (None
+    after a success), ``error_since`` when the current run of failures began and
+    ``failures`` how many runs in a row failed. ``stats`` holds counters: string
+    keys, values ``int``, finite ``float``, ``str`` or ``None`` (what JSON carries
+    on every engine). Times are passed in by the caller, like everywhere in the store.
+
+    Raises ``ValueError`` on an empty name, negative ``failures``, a NaN time or a
+    stats value JSON can't carry.
+    """
+
+    name: str
+    etag: str | None = None
+    last_modified: str | None = None
+    cursor: str | None = None
+    next_due_at: float | None = None
+    interval: float | None = None
+    error: str | None = None
+    error_since: float | None = None
+    failures: int = 0
+    stats: Mapping[str, PollStatValue] = field(default_factory=dict)
+    updated_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("a poll state needs the poll's name; got an empty one")
+        if self.failures < 0:
+            raise ValueError(
+                f"poll {self.name!r}: failures counts failed runs in a row, so it can't be "
+                f"negative (got {self.failures}); use 0 after a success"
+            )
+        for label in ("next_due_at", "interval", "error_since", "updated_at"):
+            value = getattr(self, label)
+            if value is not None and math.isnan(value):
+                raise ValueError(f"poll {self.name!r}: {label} is NaN; pass a time or None")
+        stats = dict(self.stats)
+        for key, value in stats.items():
+            if not isinstance(key, str):
+                raise ValueError(
+                    f"poll {self.name!r}: stats keys are strings (JSON object keys), not {key!r}"
+                )
+            if value is not None and not isinstance(value, int | float | str):
+                raise ValueError(
+                    f"poll {self.name!r}: stats[{key!r}] is a {type(value).__name__}; "
+                    "keep counters as int, float, str or None"
+                )
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(
+                    f"poll {self.name!r}: stats[{key!r}] is {value}, which JSON can't "
+                    "carry; store None instead"
+                )
+        # A copy of its own: the caller's dict changing later can't change a saved state.
+        object.__setattr__(self, "stats", stats)
+
+
+def check_poll_update(
+    name: str, upsert: Mapping[str, str], delete: Collection[str], state: PollState | None
+) -> None:
+    """Refuse an index update that can't mean what it says (every engine calls this
+    before writing, so nothing is half-done):
+
+    >>> check_poll_update("a", {"1": "v"}, ["1"], None)
+    Traceback (most recent call last):
+    ValueError: poll 'a': item ids both upserted and deleted: '1'; pass each id in one of them
+    """
+    if state is not None and state.name != name:
+        raise ValueError(
+            f"update_poll_index({name!r}) was given the state of poll {state.name!r}; "
+            "pass the state of the poll whose index it updates"
+        )
+    if upsert and delete:
+        both = sorted(item_id for item_id in delete if item_id in upsert)
+        if both:
+            shown = ", ".join(repr(item_id) for item_id in both[:5])
+            more = f" and {len(both) - 5} more" if len(both) > 5 else ""
+            raise ValueError(
+                f"poll {name!r}: item ids both upserted and deleted: {shown}{more}; "
+                "pass each id in one of them"
+            )

@@ -7,7 +7,7 @@ import json
 from typing import Any, Protocol
 
 from ..events import Event
-from ._base import Claim, DeliveryRecord, EventRecord, RejectionRecord
+from ._base import Claim, DeliveryRecord, EventRecord, PollState, RejectionRecord
 
 __all__ = [
     "Row",
@@ -105,3 +105,21 @@ def rejection_record(row: Row) -> RejectionRecord:
         body=bytes(row["body"]),
         body_size=row["body_size"],
     )
+
+
+def poll_state_params(state: PollState) -> dict[str, object]:
+    """A poll state as ``save_poll_state`` binds it, on either engine (stats as JSON text;
+    PostgreSQL casts it to jsonb)."""
+    return {
+        "name": state.name,
+        "etag": state.etag,
+        "last_modified": state.last_modified,
+        "cursor": state.cursor,
+        "next_due_at": state.next_due_at,
+        "interval": state.interval,
+        "error": state.error,
+        "error_since": state.error_since,
+        "failures": state.failures,
+        "stats": json.dumps(dict(state.stats), allow_nan=False),
+        "updated_at": state.updated_at,
+    }

@@ -21,8 +21,9 @@ from types import TracebackType
 from typing import Self, get_args
 
 from ..config import StoreSettings
-from ..errors import StoreNotOpen
+from ..errors import StoreError, StoreNotOpen
 from ..events import Event, NewEvent
+from ..transactions import StoreTransaction
 from . import _base
 from ._base import (
     AppendResult,
@@ -33,6 +34,7 @@ from ._base import (
     EventFilter,
     EventRecord,
     Ordering,
+    OrderingCounts,
     OrderingState,
     RejectionRecord,
     Settlement,
@@ -240,6 +242,9 @@ class MemoryStore:
     what was appended.
     """
 
+    supports_transactions = False
+    """No database, so no handler transactions: :meth:`begin` refuses."""
+
     def __init__(self, url: str = MEMORY_URL, *, settings: StoreSettings | None = None) -> None:
         self.url = url
         self.settings = settings or StoreSettings(url=url)
@@ -258,6 +263,8 @@ class MemoryStore:
         self._groups: dict[tuple[str, str], _Group] = {}
         self._applied: dict[tuple[str, str], OrderingState] = {}
         self._subscribers = Subscribers()
+        self._poll_states: dict[str, _base.PollState] = {}
+        self._poll_items: dict[str, dict[str, str]] = {}
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -573,6 +580,12 @@ class MemoryStore:
         occurred_at = self._events[delivery.event_seq].occurred_at
         return (occurred_at is not None, occurred_at or 0.0, delivery.event_seq)
 
+    async def begin(self, *, limit: float = 300.0) -> StoreTransaction:
+        raise StoreError(
+            "the memory store has no database to give a transactional handler "
+            "(def handle(event, tx)); use a SQLite or PostgreSQL store"
+        )
+
     async def release(self, owner: str, leases: Sequence[tuple[int, int]], *, now: float) -> int:
         self._check_open()
         released = 0
@@ -672,6 +685,20 @@ class MemoryStore:
             for delivery in self._deliveries.values():
                 counts[delivery.shown_status] += 1
         return counts
+
+    async def ordering_counts(self) -> OrderingCounts:
+        self._check_open()
+        waiting = 0
+        skipped: dict[str, int] = {}
+        with self._lock:
+            for delivery in self._deliveries.values():
+                status = delivery.shown_status
+                if status == "waiting":
+                    waiting += 1
+                elif status == "skipped":
+                    reason = delivery.last_error or "unknown"
+                    skipped[reason] = skipped.get(reason, 0) + 1
+        return OrderingCounts(waiting=waiting, skipped=skipped)
 
     async def ordering_state(self, handler: str, ordering_key: str) -> OrderingState | None:
         self._check_open()
@@ -889,6 +916,58 @@ class MemoryStore:
             ordering_key=d.ordering_key,
             policy=None if d.ordering is None else d.ordering.policy,
         )
+
+    # -- polls --------------------------------------------------------------------------
+    # Every state handed in or out is a copy (replace() copies stats): a caller changing
+    # its object afterwards can't change what is stored.
+
+    async def get_poll_state(self, name: str) -> _base.PollState | None:
+        self._check_open()
+        with self._lock:
+            state = self._poll_states.get(name)
+        return None if state is None else replace(state)
+
+    async def list_poll_states(self) -> list[_base.PollState]:
+        self._check_open()
+        with self._lock:
+            return [replace(self._poll_states[name]) for name in sorted(self._poll_states)]
+
+    async def save_poll_state(self, state: _base.PollState) -> None:
+        self._check_open()
+        with self._lock:
+            self._poll_states[state.name] = replace(state)
+
+    async def poll_index(self, name: str) -> dict[str, str]:
+        self._check_open()
+        with self._lock:
+            return dict(self._poll_items.get(name, {}))
+
+    async def update_poll_index(
+        self,
+        name: str,
+        *,
+        upsert: Mapping[str, str],
+        delete: Collection[str],
+        state: _base.PollState | None = None,
+    ) -> None:
+        self._check_open()
+        _base.check_poll_update(name, upsert, delete, state)
+        saved = None if state is None else replace(state)
+        with self._lock:
+            items = self._poll_items.setdefault(name, {})
+            items.update(upsert)
+            for item_id in delete:
+                items.pop(item_id, None)
+            if not items:
+                del self._poll_items[name]
+            if saved is not None:
+                self._poll_states[name] = saved
+
+    async def forget_poll(self, name: str) -> None:
+        self._check_open()
+        with self._lock:
+            self._poll_states.pop(name, None)
+            self._poll_items.pop(name, None)
 
 
 def _with_status(record: EventRecord, statuses: Sequence[str]) -> EventRecord:

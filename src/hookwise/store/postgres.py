@@ -45,18 +45,19 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar, get_args
+from typing import Any, Literal, Self, TypeVar, cast, get_args
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..config import StoreSettings
 from ..errors import StoreError, StoreNotOpen, StoreOverloaded, StoreUnavailable
 from ..events import NewEvent
+from ..transactions import Params, StoreTransaction, TransactionClosed, TxResult
 from . import _base
 from ._base import (
     AppendResult,
@@ -66,6 +67,7 @@ from ._base import (
     EventFilter,
     EventRecord,
     Ordering,
+    OrderingCounts,
     OrderingPolicy,
     OrderingState,
     RejectionRecord,
@@ -74,6 +76,7 @@ from ._base import (
 from ._rows import claim_record as _claim
 from ._rows import delivery_record as _delivery_record
 from ._rows import event_record as _event_record
+from ._rows import poll_state_params as _poll_state_params
 from ._rows import rejection_record
 from ._sql import missing_migrations, split_statements, sql_for
 from .memory import DELIVERY_STATUSES, STALE, SUPERSEDED
@@ -668,38 +671,27 @@ class PostgresStore:
         self._check_open()
         if not settlements:
             return []
-        params: dict[str, list[Any]] = {
-            name: []
-            for name in (
-                "id", "fence", "owner", "status", "next_attempt_at", "error", "started_at",
-                "finished_at", "outcome",
-            )
-        }  # fmt: skip
-        for s in settlements:
-            retry_at = s.next_attempt_at if s.next_attempt_at is not None else s.finished_at
-            params["id"].append(s.delivery_id)
-            params["fence"].append(s.fence)
-            params["owner"].append(s.owner)
-            params["status"].append(_SETTLED_STATUS[s.outcome])
-            params["next_attempt_at"].append(retry_at if s.outcome == "retry" else None)
-            params["error"].append(None if s.error is None else _text(s.error))
-            params["started_at"].append(s.started_at)
-            params["finished_at"].append(s.finished_at)
-            params["outcome"].append(s.outcome)
+        params = _settle_params(settlements)
+        async with self._pooled("settle deliveries") as conn:
+            return await self._settle_on(conn, settlements, params)
+
+    async def _settle_on(
+        self,
+        conn: psycopg.AsyncConnection[Row],
+        settlements: Sequence[Settlement],
+        params: dict[str, list[Any]],
+    ) -> list[bool]:
         ordered = self._ordered_claims
         positions = range(1, len(settlements) + 1)
-        async with self._pooled("settle deliveries") as conn:
-            applied: set[int] = set()  # 1-based positions
-            if not all(s.delivery_id in ordered for s in settlements):
-                # Unordered ones: one statement, no lock, as if ordering did not exist.
-                # (Those known ordered never match it: the column can't change.)
-                cursor = await conn.execute(
-                    _Q["settle_deliveries"], {**params, "ordered": False}
-                )
-                applied.update(row["idx"] for row in await cursor.fetchall())
-            rest = [i for i in positions if i not in applied]
-            if rest:  # ordered, or a lease lost meanwhile
-                applied.update(await self._settle_ordered(conn, params, rest))
+        applied: set[int] = set()  # 1-based positions
+        if not all(s.delivery_id in ordered for s in settlements):
+            # Unordered ones: one statement, no lock, as if ordering did not exist.
+            # (Those known ordered never match it: the column can't change.)
+            cursor = await conn.execute(_Q["settle_deliveries"], {**params, "ordered": False})
+            applied.update(row["idx"] for row in await cursor.fetchall())
+        rest = [i for i in positions if i not in applied]
+        if rest:  # ordered, or a lease lost meanwhile
+            applied.update(await self._settle_ordered(conn, params, rest))
         ordered.difference_update(s.delivery_id for s in settlements)
         return [i in applied for i in positions]
 
@@ -775,6 +767,23 @@ class PostgresStore:
                     {**decided, "superseded": SUPERSEDED, "channel": self._channel},
                 )
             todo = again
+
+    supports_transactions = True
+
+    async def begin(self, *, limit: float = 300.0) -> StoreTransaction:
+        """A handler transaction on a pooled connection of its own, held until it commits
+        (settling the delivery done in the same transaction) or rolls back. ``limit`` is
+        accepted for symmetry with SQLite: here a stalled transaction holds only its
+        own connection and row locks, and the worker rolls it back at its timeout."""
+        self._check_open()
+        stack = contextlib.AsyncExitStack()
+        conn = await stack.enter_async_context(self._pooled("begin a handler transaction"))
+        try:
+            await conn.execute("BEGIN")
+        except BaseException:
+            await stack.aclose()
+            raise
+        return _PostgresTransaction(self, conn, stack)
 
     async def release(self, owner: str, leases: Sequence[tuple[int, int]], *, now: float) -> int:
         self._check_open()
@@ -860,6 +869,13 @@ class PostgresStore:
         for row in await self._fetch("count deliveries", _Q["count_by_status"]):
             counts[row["status"]] = int(row["n"])
         return counts
+
+    async def ordering_counts(self) -> OrderingCounts:
+        async with self._pooled("count waiting and skipped deliveries") as conn:
+            row = await (await conn.execute(_Q["count_waiting"])).fetchone()
+            rows = await (await conn.execute(_Q["count_skipped"])).fetchall()
+        waiting = int(row["n"]) if row else 0
+        return OrderingCounts(waiting=waiting, skipped={r["reason"]: int(r["n"]) for r in rows})
 
     async def ordering_state(self, handler: str, ordering_key: str) -> OrderingState | None:
         rows = await self._fetch(
@@ -1078,8 +1094,162 @@ class PostgresStore:
                     await conn.close()
             await asyncio.sleep(pause)
 
+    # -- polls --------------------------------------------------------------------------
+
+    async def get_poll_state(self, name: str) -> _base.PollState | None:
+        rows = await self._fetch("read a poll's state", _Q["get_poll_state"], {"name": name})
+        return _poll_state(rows[0]) if rows else None
+
+    async def list_poll_states(self) -> list[_base.PollState]:
+        rows = await self._fetch("list poll states", _Q["list_poll_states"])
+        return [_poll_state(row) for row in rows]
+
+    async def save_poll_state(self, state: _base.PollState) -> None:
+        params = _poll_state_params(state)
+        async with self._pooled("save a poll's state") as conn:
+            await conn.execute(_Q["save_poll_state"], params)
+
+    async def poll_index(self, name: str) -> dict[str, str]:
+        rows = await self._fetch("read a poll's index", _Q["poll_index"], {"poll": name})
+        return {row["item_id"]: row["version"] for row in rows}
+
+    async def update_poll_index(
+        self,
+        name: str,
+        *,
+        upsert: Mapping[str, str],
+        delete: Collection[str],
+        state: _base.PollState | None = None,
+    ) -> None:
+        """One transaction; each list travels as arrays unnested server-side, so it is
+        one statement (and one round trip) however many ids it holds."""
+        self._check_open()
+        _base.check_poll_update(name, upsert, delete, state)
+        pairs = list(upsert.items())
+        saved = None if state is None else _poll_state_params(state)
+        async with self._pooled("update a poll's index") as conn, conn.transaction():
+            if pairs:
+                await conn.execute(
+                    _Q["upsert_poll_items"],
+                    {
+                        "poll": name,
+                        "item_ids": [item_id for item_id, _ in pairs],
+                        "versions": [version for _, version in pairs],
+                    },
+                )
+            if delete:
+                await conn.execute(
+                    _Q["delete_poll_items"], {"poll": name, "item_ids": list(delete)}
+                )
+            if saved is not None:
+                await conn.execute(_Q["save_poll_state"], saved)
+
+    async def forget_poll(self, name: str) -> None:
+        async with self._pooled("forget a poll") as conn, conn.transaction():
+            await conn.execute(_Q["forget_poll_items"], {"poll": name})
+            await conn.execute(_Q["forget_poll_state"], {"poll": name})
+
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+class _PostgresTransaction:
+    """A handler transaction: one pooled connection inside ``BEGIN``, given back to the
+    pool at commit or rollback."""
+
+    engine: Literal["postgresql"] = "postgresql"
+
+    def __init__(
+        self,
+        store: PostgresStore,
+        conn: psycopg.AsyncConnection[Row],
+        stack: contextlib.AsyncExitStack,
+    ) -> None:
+        self._store = store
+        self._conn = conn
+        self._stack = stack
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    async def execute(self, sql: str, params: Params = ()) -> TxResult:
+        async with self._using():
+            cursor = self._conn.cursor(row_factory=tuple_row)
+            await cursor.execute(cast(Any, sql), params if params else None)
+            rows = await cursor.fetchall() if cursor.description is not None else []
+            return TxResult(rows=list(rows), rowcount=cursor.rowcount)
+
+    async def executemany(self, sql: str, rows: Sequence[Params]) -> int:
+        async with self._using():
+            cursor = self._conn.cursor(row_factory=tuple_row)
+            await cursor.executemany(cast(Any, sql), rows)
+            return cursor.rowcount
+
+    async def commit(self, settlement: Settlement) -> bool:
+        async with self._using(closing=True):
+            try:
+                with _errors("settle a transactional delivery", self._store.url):
+                    settled = await self._store._settle_on(
+                        self._conn, [settlement], _settle_params([settlement])
+                    )
+                    if not settled[0]:
+                        await self._conn.execute("ROLLBACK")  # the lease is gone, and so are
+                        return False  # the handler's writes
+                    await self._conn.execute("COMMIT")
+                    return True
+            finally:
+                await self._finish()
+
+    async def rollback(self) -> None:
+        if self._closed:
+            return
+        async with self._using(closing=True):
+            await self._finish()
+
+    @contextlib.asynccontextmanager
+    async def _using(self, *, closing: bool = False) -> AsyncIterator[None]:
+        if self._closed:
+            raise TransactionClosed(
+                "this handler transaction has ended (the attempt finished, timed out or "
+                "was cancelled); its statements can no longer run"
+            )
+        async with self._lock:
+            if self._closed:
+                raise TransactionClosed("this handler transaction has ended")
+            if closing:
+                self._closed = True
+            yield
+
+    async def _finish(self) -> None:
+        """Roll back whatever is still open and give the connection back."""
+        try:
+            if self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                with contextlib.suppress(psycopg.Error):
+                    await self._conn.execute("ROLLBACK")
+        finally:
+            await self._stack.aclose()
+
+
+def _settle_params(settlements: Sequence[Settlement]) -> dict[str, list[Any]]:
+    """The settle statement's parameters: one array per column."""
+    params: dict[str, list[Any]] = {
+        name: []
+        for name in (
+            "id", "fence", "owner", "status", "next_attempt_at", "error", "started_at",
+            "finished_at", "outcome",
+        )
+    }  # fmt: skip
+    for s in settlements:
+        retry_at = s.next_attempt_at if s.next_attempt_at is not None else s.finished_at
+        params["id"].append(s.delivery_id)
+        params["fence"].append(s.fence)
+        params["owner"].append(s.owner)
+        params["status"].append(_SETTLED_STATUS[s.outcome])
+        params["next_attempt_at"].append(retry_at if s.outcome == "retry" else None)
+        params["error"].append(None if s.error is None else _text(s.error))
+        params["started_at"].append(s.started_at)
+        params["finished_at"].append(s.finished_at)
+        params["outcome"].append(s.outcome)
+    return params
 
 
 def _fail(batch: list[Queued], exc: Exception) -> None:
@@ -1320,3 +1490,11 @@ def _errors(what: str, url: str) -> Any:
         raise _unavailable(exc, what, url) from exc
     except psycopg.errors.QueryCanceled as exc:
         raise _unavailable(exc, what, url) from exc
+
+
+# -- polls ----------------------------------------------------------------------------------
+
+
+def _poll_state(row: Row) -> _base.PollState:
+    # psycopg reads jsonb as Python objects already.
+    return _base.PollState(**row)

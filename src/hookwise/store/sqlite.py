@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import queue
 import sqlite3
@@ -30,11 +31,12 @@ from dataclasses import dataclass, replace
 from functools import partial
 from json.encoder import encode_basestring_ascii as _json_string
 from types import TracebackType
-from typing import Any, Self, TypeVar, cast, get_args
+from typing import Any, Literal, Self, TypeVar, cast, get_args
 
 from ..config import StoreSettings
 from ..errors import StoreError, StoreNotOpen, StoreOverloaded, StoreUnavailable
 from ..events import NewEvent
+from ..transactions import Params, StoreTransaction, TransactionClosed, TxResult
 from . import _base
 from ._base import (
     AppendResult,
@@ -44,6 +46,7 @@ from ._base import (
     EventFilter,
     EventRecord,
     Ordering,
+    OrderingCounts,
     OrderingPolicy,
     OrderingState,
     RejectionRecord,
@@ -52,6 +55,7 @@ from ._base import (
 from ._rows import claim_record as _claim
 from ._rows import delivery_record as _delivery_record
 from ._rows import event_record as _event_record
+from ._rows import poll_state_params as _poll_state_params
 from ._rows import rejection_record
 from ._sql import missing_migrations, split_statements, sql_for
 from .memory import DELIVERY_STATUSES, DISCARDED, Subscribers, call_subscribers
@@ -62,6 +66,12 @@ T = TypeVar("T")
 
 MAX_BATCH = 512
 """Most appends shared by one transaction; bounds how long one commit holds the lock."""
+
+_log = logging.getLogger("hookwise.store")
+
+TRANSACTION_LIMIT = 300.0
+"""Seconds a handler transaction may wait for its next statement before the writer rolls
+it back on its own (its caller is gone); the worker passes the handler's timeout."""
 
 _SQL = sql_for("sqlite")
 _Q = _SQL.queries
@@ -203,6 +213,134 @@ class _WriteJob:
 @dataclass(frozen=True, slots=True)
 class _StopJob:
     waiter: _Waiter
+
+
+class _SQLiteTransaction:
+    """A handler transaction, served by the writer thread (:meth:`serve` is its job).
+
+    The event loop side (:meth:`execute`, :meth:`commit`, :meth:`rollback`) puts
+    requests on a queue and awaits their answers; the writer runs them in the open
+    transaction, one at a time, until a commit or a rollback ends it.
+    """
+
+    engine: Literal["sqlite"] = "sqlite"
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self.started = _Waiter()
+        self.finished: asyncio.Future[Any] | None = None
+        self._requests: queue.SimpleQueue[tuple[str, Any, _Waiter | None]] = queue.SimpleQueue()
+        self._closed = False
+
+    # -- the event loop's side ----------------------------------------------------------
+
+    async def execute(self, sql: str, params: Params = ()) -> TxResult:
+        return cast(TxResult, await self._ask("execute", (sql, params)))
+
+    async def executemany(self, sql: str, rows: Sequence[Params]) -> int:
+        return cast(int, await self._ask("executemany", (sql, rows)))
+
+    async def commit(self, settlement: Settlement) -> bool:
+        applied = await self._ask("commit", settlement, closing=True)
+        return bool(applied)
+
+    async def rollback(self) -> None:
+        if self._closed:
+            return
+        await self._ask("rollback", None, closing=True)
+
+    def abandon(self) -> None:
+        """Roll back without waiting (the caller is going away)."""
+        if not self._closed:
+            self._closed = True
+            self._requests.put(("rollback", None, None))
+
+    async def _ask(self, kind: str, payload: Any, *, closing: bool = False) -> Any:
+        if self._closed:
+            raise TransactionClosed(
+                "this handler transaction has ended (the attempt finished, timed out or "
+                "was cancelled); its statements can no longer run"
+            )
+        if closing:
+            self._closed = True
+        waiter = _Waiter()
+        self._requests.put((kind, payload, waiter))
+        try:
+            return await waiter.future
+        except asyncio.CancelledError:
+            self.abandon()
+            raise
+
+    # -- the writer thread's side -------------------------------------------------------
+
+    def serve(self, conn: sqlite3.Connection) -> tuple[bool | None, int]:
+        """Run the transaction; returns (committed, deliveries made due)."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except Exception as exc:
+            self.started.fail(_copy_error(exc))
+            return None, 0
+        self.started.resolve(None)
+        try:
+            while True:
+                try:
+                    kind, payload, waiter = self._requests.get(timeout=self.limit)
+                except queue.Empty:
+                    _log.warning("a handler transaction was idle for %ss; rolled back", self.limit)
+                    self._closed = True
+                    conn.execute("ROLLBACK")
+                    return None, 0
+                if kind == "rollback":
+                    conn.execute("ROLLBACK")
+                    if waiter is not None:
+                        waiter.resolve(None)
+                    return None, 0
+                if kind == "commit":
+                    return self._commit(conn, payload, waiter)
+                try:
+                    answer = self._run(conn, kind, payload)
+                except Exception as exc:  # the handler's own SQL: its error is its own
+                    if waiter is not None:
+                        waiter.fail(exc)
+                else:
+                    if waiter is not None:
+                        waiter.resolve(answer)
+        finally:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+
+    @staticmethod
+    def _run(conn: sqlite3.Connection, kind: str, payload: Any) -> TxResult | int:
+        sql, params = payload
+        if kind == "executemany":
+            return conn.executemany(sql, params).rowcount
+        cursor = conn.execute(sql, params)
+        rows = [tuple(row) for row in cursor.fetchall()]
+        return TxResult(rows=rows, rowcount=cursor.rowcount)
+
+    def _commit(
+        self, conn: sqlite3.Connection, settlement: Settlement, waiter: _Waiter | None
+    ) -> tuple[bool | None, int]:
+        try:
+            applied, promoted = _settle_rows(conn, [settlement])
+            if not applied[0]:
+                conn.execute("ROLLBACK")  # the lease is gone: so are the handler's writes
+                if waiter is not None:
+                    waiter.resolve(False)
+                return False, 0
+            conn.execute("COMMIT")
+        except Exception as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if waiter is not None:
+                waiter.fail(_copy_error(exc))
+            return None, 0
+        if waiter is not None:
+            waiter.resolve(True)
+        return True, promoted
 
 
 _Job = _AppendJob | _WriteJob | _StopJob
@@ -644,46 +782,30 @@ class SQLiteStore:
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
         self._check_open()
-
-        def work(conn: sqlite3.Connection) -> tuple[list[bool], int]:
-            applied = []
-            promoted = 0
-            for s in settlements:
-                retry_at = s.next_attempt_at if s.next_attempt_at is not None else s.finished_at
-                row = conn.execute(
-                    _Q["settle_delivery"],
-                    {
-                        "id": s.delivery_id,
-                        "fence": s.fence,
-                        "owner": s.owner,
-                        "status": _SETTLED_STATUS[s.outcome],
-                        "next_attempt_at": retry_at if s.outcome == "retry" else None,
-                        "error": s.error,
-                        "finished_at": s.finished_at,
-                    },
-                ).fetchone()
-                if row is None:
-                    applied.append(False)
-                    continue
-                conn.execute(
-                    _Q["insert_attempt"],
-                    {
-                        "delivery_id": s.delivery_id,
-                        "number": row["attempts"],
-                        "started_at": s.started_at,
-                        "finished_at": s.finished_at,
-                        "outcome": s.outcome,
-                        "error": s.error,
-                        "owner": s.owner,
-                    },
-                )
-                applied.append(True)
-                if row["policy"] is not None and s.outcome != "retry":
-                    # A retrying head keeps its group; any other outcome releases it.
-                    promoted += _leave_group(conn, row, s.outcome, s.finished_at)
-            return applied, promoted
-
+        work = partial(_settle_rows, settlements=settlements)
         return cast(list[bool], await self._write("settle deliveries", work, wakes=True))
+
+    supports_transactions = True
+
+    async def begin(self, *, limit: float = TRANSACTION_LIMIT) -> StoreTransaction:
+        """A handler transaction: a job on the writer thread that holds ``BEGIN
+        IMMEDIATE`` and runs the handler's statements until it commits (settling the
+        delivery done in the same transaction) or rolls back. It holds the database's
+        write lock meanwhile: appends and settles wait for it. Past ``limit`` seconds
+        without a statement, the writer rolls it back by itself."""
+        self._check_open()
+        tx = _SQLiteTransaction(limit)
+        done = _Waiter()
+        self._jobs.put(
+            _WriteJob("run a handler transaction", tx.serve, done, in_transaction=False, wakes=True)
+        )
+        tx.finished = done.future
+        try:
+            await tx.started.future
+        except BaseException:
+            tx.abandon()
+            raise
+        return tx
 
     async def release(self, owner: str, leases: Sequence[tuple[int, int]], *, now: float) -> int:
         self._check_open()
@@ -782,6 +904,14 @@ class SQLiteStore:
             return counts
 
         return await self._read("count deliveries", work)
+
+    async def ordering_counts(self) -> OrderingCounts:
+        def work(conn: sqlite3.Connection) -> OrderingCounts:
+            waiting = conn.execute(_Q["count_waiting"]).fetchone()["n"]
+            skipped = {row["reason"]: row["n"] for row in conn.execute(_Q["count_skipped"])}
+            return OrderingCounts(waiting=int(waiting), skipped=skipped)
+
+        return await self._read("count waiting and skipped deliveries", work)
 
     async def ordering_state(self, handler: str, ordering_key: str) -> OrderingState | None:
         params = {"handler": handler, "ordering_key": ordering_key}
@@ -961,6 +1091,72 @@ class SQLiteStore:
         workers poll for those."""
         return self._subscribers.add(callback)
 
+    # -- polls --------------------------------------------------------------------------
+
+    async def get_poll_state(self, name: str) -> _base.PollState | None:
+        def work(conn: sqlite3.Connection) -> _base.PollState | None:
+            row = conn.execute(_Q["get_poll_state"], {"name": name}).fetchone()
+            return None if row is None else _poll_state(row)
+
+        return await self._read("read a poll's state", work)
+
+    async def list_poll_states(self) -> list[_base.PollState]:
+        def work(conn: sqlite3.Connection) -> list[_base.PollState]:
+            return [_poll_state(row) for row in conn.execute(_Q["list_poll_states"])]
+
+        return await self._read("list poll states", work)
+
+    async def save_poll_state(self, state: _base.PollState) -> None:
+        self._check_open()
+        params = _poll_state_params(state)
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(_Q["save_poll_state"], params)
+
+        await self._write("save a poll's state", work)
+
+    async def poll_index(self, name: str) -> dict[str, str]:
+        def work(conn: sqlite3.Connection) -> dict[str, str]:
+            rows = conn.execute(_Q["poll_index"], {"poll": name})
+            return {item_id: version for item_id, version in rows}
+
+        return await self._read("read a poll's index", work)
+
+    async def update_poll_index(
+        self,
+        name: str,
+        *,
+        upsert: Mapping[str, str],
+        delete: Collection[str],
+        state: _base.PollState | None = None,
+    ) -> None:
+        """One job on the writer, so one transaction; each list is one statement
+        (a JSON document read with json_each), however many ids it holds."""
+        self._check_open()
+        _base.check_poll_update(name, upsert, delete, state)
+        items = {"poll": name, "items": json.dumps(dict(upsert))} if upsert else None
+        gone = {"poll": name, "ids": json.dumps(list(delete))} if delete else None
+        saved = None if state is None else _poll_state_params(state)
+
+        def work(conn: sqlite3.Connection) -> None:
+            if items is not None:
+                conn.execute(_Q["upsert_poll_items"], items)
+            if gone is not None:
+                conn.execute(_Q["delete_poll_items"], gone)
+            if saved is not None:
+                conn.execute(_Q["save_poll_state"], saved)
+
+        await self._write("update a poll's index", work)
+
+    async def forget_poll(self, name: str) -> None:
+        self._check_open()
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(_Q["forget_poll_items"], {"poll": name})
+            conn.execute(_Q["forget_poll_state"], {"poll": name})
+
+        await self._write("forget a poll", work)
+
 
 # -- helpers run on the writer thread or a reader thread ------------------------------------
 
@@ -981,6 +1177,49 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
             except sqlite3.Error:
                 pass
         raise
+
+
+def _settle_rows(
+    conn: sqlite3.Connection, settlements: Sequence[Settlement]
+) -> tuple[list[bool], int]:
+    """Apply fenced outcomes in the open transaction; returns which applied and how many
+    waiting deliveries their groups promoted (work now due)."""
+    applied = []
+    promoted = 0
+    for s in settlements:
+        retry_at = s.next_attempt_at if s.next_attempt_at is not None else s.finished_at
+        row = conn.execute(
+            _Q["settle_delivery"],
+            {
+                "id": s.delivery_id,
+                "fence": s.fence,
+                "owner": s.owner,
+                "status": _SETTLED_STATUS[s.outcome],
+                "next_attempt_at": retry_at if s.outcome == "retry" else None,
+                "error": s.error,
+                "finished_at": s.finished_at,
+            },
+        ).fetchone()
+        if row is None:
+            applied.append(False)
+            continue
+        conn.execute(
+            _Q["insert_attempt"],
+            {
+                "delivery_id": s.delivery_id,
+                "number": row["attempts"],
+                "started_at": s.started_at,
+                "finished_at": s.finished_at,
+                "outcome": s.outcome,
+                "error": s.error,
+                "owner": s.owner,
+            },
+        )
+        applied.append(True)
+        if row["policy"] is not None and s.outcome != "retry":
+            # A retrying head keeps its group; any other outcome releases it.
+            promoted += _leave_group(conn, row, s.outcome, s.finished_at)
+    return applied, promoted
 
 
 def _applied(conn: sqlite3.Connection) -> list[str]:
@@ -1443,3 +1682,22 @@ def _copy_error(exc: Exception) -> Exception:
         copy.__cause__ = exc.__cause__
         return copy
     return exc
+
+
+# -- polls ----------------------------------------------------------------------------------
+
+
+def _poll_state(row: sqlite3.Row) -> _base.PollState:
+    return _base.PollState(
+        name=row["name"],
+        etag=row["etag"],
+        last_modified=row["last_modified"],
+        cursor=row["cursor"],
+        next_due_at=row["next_due_at"],
+        interval=row["interval"],
+        error=row["error"],
+        error_since=row["error_since"],
+        failures=row["failures"],
+        stats=json.loads(row["stats"]),
+        updated_at=row["updated_at"],
+    )

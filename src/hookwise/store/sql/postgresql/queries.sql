@@ -430,6 +430,19 @@ WHERE d.status = 'dead'
 ORDER BY d.updated_at DESC, d.id DESC
 LIMIT %(limit)s;
 
+-- name: count_waiting
+-- Ordered deliveries waiting for their group: pending without a due time, a range of
+-- deliveries_due (unordered pending ones always have one).
+SELECT count(*) AS n FROM deliveries
+WHERE status = 'pending' AND next_attempt_at IS NULL;
+
+-- name: count_skipped
+-- Skipped deliveries by reason (stale, superseded): deliveries_skipped, nothing else.
+SELECT coalesce(last_error, 'unknown') AS reason, count(*) AS n
+FROM deliveries
+WHERE status = 'skipped'
+GROUP BY 1;
+
 -- name: count_by_status
 SELECT CASE WHEN status = 'pending' AND next_attempt_at IS NULL THEN 'waiting'
             ELSE status END AS status,
@@ -749,3 +762,63 @@ ANALYZE deliveries, events, ordering_state;
 SELECT handler, ordering_key, applied_at, applied_seq, updated_at
 FROM ordering_state
 WHERE handler = %(handler)s AND ordering_key = %(ordering_key)s;
+
+-- Polls: what each poll remembers between runs (poll_state) and its change-detection
+-- index (poll_items).
+
+-- name: get_poll_state
+SELECT name, etag, last_modified, cursor, next_due_at, interval, error, error_since,
+       failures, stats, updated_at
+FROM poll_state
+WHERE name = %(name)s;
+
+-- name: list_poll_states
+-- COLLATE "C": code point order, the same as Python's and SQLite's, whatever the
+-- database's collation.
+SELECT name, etag, last_modified, cursor, next_due_at, interval, error, error_since,
+       failures, stats, updated_at
+FROM poll_state
+ORDER BY name COLLATE "C";
+
+-- name: save_poll_state
+-- Insert or replace every field (stats arrives as JSON text).
+INSERT INTO poll_state (
+    name, etag, last_modified, cursor, next_due_at, interval, error, error_since, failures,
+    stats, updated_at
+) VALUES (
+    %(name)s, %(etag)s, %(last_modified)s, %(cursor)s, %(next_due_at)s, %(interval)s,
+    %(error)s, %(error_since)s, %(failures)s, %(stats)s::jsonb, %(updated_at)s
+)
+ON CONFLICT (name) DO UPDATE
+SET etag = excluded.etag,
+    last_modified = excluded.last_modified,
+    cursor = excluded.cursor,
+    next_due_at = excluded.next_due_at,
+    interval = excluded.interval,
+    error = excluded.error,
+    error_since = excluded.error_since,
+    failures = excluded.failures,
+    stats = excluded.stats,
+    updated_at = excluded.updated_at;
+
+-- name: poll_index
+SELECT item_id, version FROM poll_items WHERE poll = %(poll)s;
+
+-- name: upsert_poll_items
+-- Set the versions of many items of one poll in one statement (two parallel arrays).
+INSERT INTO poll_items (poll, item_id, version)
+SELECT %(poll)s::text, i.item_id, i.version
+FROM unnest(%(item_ids)s::text[], %(versions)s::text[]) AS i (item_id, version)
+ON CONFLICT (poll, item_id) DO UPDATE SET version = excluded.version;
+
+-- name: delete_poll_items
+-- Ids not in the index are ignored.
+DELETE FROM poll_items AS p
+USING unnest(%(item_ids)s::text[]) AS d (item_id)
+WHERE p.poll = %(poll)s AND p.item_id = d.item_id;
+
+-- name: forget_poll_items
+DELETE FROM poll_items WHERE poll = %(poll)s;
+
+-- name: forget_poll_state
+DELETE FROM poll_state WHERE name = %(poll)s;

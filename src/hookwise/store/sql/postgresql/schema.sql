@@ -63,6 +63,8 @@ CREATE INDEX deliveries_due ON deliveries (next_attempt_at, id)
 CREATE INDEX deliveries_lease_expiry ON deliveries (lease_expires_at, id)
     WHERE status = 'leased';
 CREATE INDEX deliveries_dead ON deliveries (updated_at) WHERE status = 'dead';
+-- Skipped deliveries by reason, for metrics (ordering_counts).
+CREATE INDEX deliveries_skipped ON deliveries (last_error) WHERE status = 'skipped';
 -- Retention asks "has this event anything left to do?"; only unfinished rows are here.
 CREATE INDEX deliveries_unfinished ON deliveries (event_seq)
     WHERE status NOT IN ('done', 'skipped');
@@ -163,3 +165,28 @@ SELECT
         'none'
     ) AS status
 FROM events AS e;
+
+-- What each poll remembers between runs: the first page's validators, the cursor of
+-- the next run, when it is due, and how it has been failing.
+CREATE TABLE poll_state (
+    name text PRIMARY KEY,
+    etag text,  -- the first page's validators, exactly as the server sent them
+    last_modified text,
+    cursor text,  -- where the next incremental run starts (a since value, a page cursor)
+    next_due_at double precision,
+    interval double precision,  -- the current adaptive interval, seconds
+    error text,  -- the last run's error; NULL after a success
+    error_since double precision,  -- when the current run of failures began
+    failures bigint NOT NULL DEFAULT 0 CHECK (failures >= 0),  -- failed runs in a row
+    stats jsonb NOT NULL DEFAULT '{}',  -- counters
+    updated_at double precision NOT NULL
+);
+
+-- Change detection: per poll, every item id seen and its version (an ETag, an
+-- updated_at, a hash). The primary key's index is what reads one poll's index.
+CREATE TABLE poll_items (
+    poll text NOT NULL,
+    item_id text NOT NULL,
+    version text NOT NULL,
+    PRIMARY KEY (poll, item_id)
+);

@@ -281,6 +281,19 @@ WHERE d.status = 'dead'
 ORDER BY d.updated_at DESC, d.id DESC
 LIMIT :limit;
 
+-- name: count_waiting
+-- Ordered deliveries waiting for their group: pending without a due time, a range of
+-- deliveries_due (unordered pending ones always have one).
+SELECT count(*) AS n FROM deliveries
+WHERE status = 'pending' AND next_attempt_at IS NULL;
+
+-- name: count_skipped
+-- Skipped deliveries by reason (stale, superseded): deliveries_skipped, nothing else.
+SELECT coalesce(last_error, 'unknown') AS reason, count(*) AS n
+FROM deliveries
+WHERE status = 'skipped'
+GROUP BY 1;
+
 -- name: count_by_status
 SELECT
     CASE WHEN status = 'pending' AND next_attempt_at IS NULL THEN 'waiting'
@@ -495,3 +508,61 @@ SELECT applied_at FROM ordering_state WHERE handler = :handler AND ordering_key 
 SELECT handler, ordering_key, applied_at, applied_seq, updated_at
 FROM ordering_state
 WHERE handler = :handler AND ordering_key = :ordering_key;
+
+-- Polls: what each poll remembers between runs (poll_state) and its change-detection
+-- index (poll_items).
+
+-- name: get_poll_state
+SELECT name, etag, last_modified, cursor, next_due_at, interval, error, error_since,
+       failures, stats, updated_at
+FROM poll_state
+WHERE name = :name;
+
+-- name: list_poll_states
+-- BINARY order is code point order: the same as Python's and PostgreSQL's COLLATE "C".
+SELECT name, etag, last_modified, cursor, next_due_at, interval, error, error_since,
+       failures, stats, updated_at
+FROM poll_state
+ORDER BY name;
+
+-- name: save_poll_state
+-- Insert or replace every field (stats is a JSON object).
+INSERT INTO poll_state (
+    name, etag, last_modified, cursor, next_due_at, interval, error, error_since, failures,
+    stats, updated_at
+) VALUES (
+    :name, :etag, :last_modified, :cursor, :next_due_at, :interval, :error, :error_since,
+    :failures, :stats, :updated_at
+)
+ON CONFLICT (name) DO UPDATE
+SET etag = excluded.etag,
+    last_modified = excluded.last_modified,
+    cursor = excluded.cursor,
+    next_due_at = excluded.next_due_at,
+    interval = excluded.interval,
+    error = excluded.error,
+    error_since = excluded.error_since,
+    failures = excluded.failures,
+    stats = excluded.stats,
+    updated_at = excluded.updated_at;
+
+-- name: poll_index
+SELECT item_id, version FROM poll_items WHERE poll = :poll;
+
+-- name: upsert_poll_items
+-- Set the versions of many items of one poll in one statement: :items is a JSON object
+-- {item_id: version}. (WHERE true: an upsert reading a SELECT needs it to parse.)
+INSERT INTO poll_items (poll, item_id, version)
+SELECT :poll, key, value FROM json_each(:items) WHERE true
+ON CONFLICT (poll, item_id) DO UPDATE SET version = excluded.version;
+
+-- name: delete_poll_items
+-- :ids is a JSON array of item ids; ids not in the index are ignored.
+DELETE FROM poll_items
+WHERE poll = :poll AND item_id IN (SELECT value FROM json_each(:ids));
+
+-- name: forget_poll_items
+DELETE FROM poll_items WHERE poll = :poll;
+
+-- name: forget_poll_state
+DELETE FROM poll_state WHERE name = :poll;

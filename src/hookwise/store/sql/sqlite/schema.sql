@@ -59,6 +59,8 @@ CREATE INDEX deliveries_lease_expiry ON deliveries (lease_expires_at)
 -- Only dead letters are listed by status often enough to index; a partial index costs
 -- nothing on the hot insert path, where every new delivery is 'pending'.
 CREATE INDEX deliveries_dead ON deliveries (updated_at) WHERE status = 'dead';
+-- Skipped deliveries by reason, for metrics (ordering_counts).
+CREATE INDEX deliveries_skipped ON deliveries (last_error) WHERE status = 'skipped';
 -- The unfinished members of each ordering group (handler, ordering_key), oldest event
 -- first: finding a group's active member, or the next waiting one, reads one short range.
 CREATE INDEX deliveries_group ON deliveries (handler, ordering_key, event_seq)
@@ -151,3 +153,28 @@ SELECT
         'none'
     ) AS status
 FROM events AS e;
+
+-- What each poll remembers between runs: the first page's validators, the cursor of
+-- the next run, when it is due, and how it has been failing.
+CREATE TABLE poll_state (
+    name TEXT PRIMARY KEY,
+    etag TEXT,  -- the first page's validators, exactly as the server sent them
+    last_modified TEXT,
+    cursor TEXT,  -- where the next incremental run starts (a since value, a page cursor)
+    next_due_at REAL,
+    interval REAL,  -- the current adaptive interval, seconds
+    error TEXT,  -- the last run's error; NULL after a success
+    error_since REAL,  -- when the current run of failures began
+    failures INTEGER NOT NULL DEFAULT 0 CHECK (failures >= 0),  -- failed runs in a row
+    stats TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(stats)),  -- JSON object of counters
+    updated_at REAL NOT NULL
+);
+
+-- Change detection: per poll, every item id seen and its version (an ETag, an
+-- updated_at, a hash). Clustered on (poll, item_id): one poll's index is one range.
+CREATE TABLE poll_items (
+    poll TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    version TEXT NOT NULL,
+    PRIMARY KEY (poll, item_id)
+) WITHOUT ROWID;
