@@ -63,16 +63,20 @@ from .pages import (
     query_param,
     with_query_param,
 )
+from .settings import DEFAULT_EVERY, DEFAULT_TIMEOUT, POLL_KEYS, PollSettings, parse_poll
 
 __all__ = [
+    "DEFAULT_EVERY",
     "DEFAULT_MAX_PAGES",
     "DEFAULT_PACE_BELOW",
     "DEFAULT_RESERVE",
     "DEFAULT_SLOW_FACTOR",
     "DEFAULT_THROTTLE_WAIT",
+    "DEFAULT_TIMEOUT",
     "LAST_ITEM_PREFIX",
     "MAX_DEDUP_KEY_LENGTH",
     "MAX_RETRY_AFTER",
+    "POLL_KEYS",
     "AdaptiveInterval",
     "Change",
     "ChangeKind",
@@ -82,6 +86,7 @@ __all__ = [
     "PageKind",
     "PageSpec",
     "PageStep",
+    "PollSettings",
     "PollShapeError",
     "RateLimit",
     "StopReason",
@@ -103,6 +108,7 @@ __all__ = [
     "parse_etag",
     "parse_http_date",
     "parse_link_header",
+    "parse_poll",
     "parse_retry_after",
     "query_param",
     "rate_limit_from_headers",

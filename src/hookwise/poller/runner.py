@@ -1,0 +1,607 @@
+"""The poll runner: HTTP requests and the store around the poller's pure core.
+
+One run of a poll fetches every page of its listing (the first one conditionally, with
+the validators of the last run), finds what was created, updated or deleted, appends
+one event per change and only then saves the new index and state, in one call. A crash
+between the two re-emits the same dedup keys on the next run; the store drops the
+duplicates, so nothing is missed and nothing is delivered twice.
+
+>>> async def main(store, handlers, polls):  # doctest: +SKIP
+...     async with Poller(store, handlers, polls) as poller:
+...         await poller.run(stop=asyncio.Event())
+
+Requests to one host share a :class:`~hookwise.poller.manners.HostBudget`: quota
+headers, ``Retry-After`` and ``min_gap`` hold back every poll on that host. A failing
+poll records its error in its state and backs off; it never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+import httpx
+
+from ..clock import Clock, system_clock
+from ..events import NewEvent
+from ..handlers import HandlerRegistry
+from .changes import Change, PollShapeError, detect, extract_items, get_path, item_id, item_version
+from .conditional import (
+    Validators,
+    header_value,
+    not_modified,
+    request_headers,
+)
+from .interval import AdaptiveInterval
+from .manners import HostBudget, error_backoff, parse_retry_after, rate_limit_from_headers
+from .pages import first_page_url, next_page_step, with_query_param
+from .settings import PollSettings
+
+if TYPE_CHECKING:
+    from ..store import PollState, Store
+
+__all__ = [
+    "ERROR_BACKOFF_CAP",
+    "MAX_RATE_LIMIT_RETRIES",
+    "MAX_REQUEST_WAIT",
+    "PollRun",
+    "Poller",
+    "RunStatus",
+]
+
+log = logging.getLogger("hookwise.poller")
+
+RunStatus = Literal["changed", "unchanged", "error"]
+
+MAX_RATE_LIMIT_RETRIES = 3
+"""How many times one page is asked again after a ``429``/``503`` with ``Retry-After``."""
+
+MAX_REQUEST_WAIT = 300.0
+"""The longest a run waits in place for a host's rate limit; a longer wait ends the run
+with an error and the poll comes back when the host allows it."""
+
+ERROR_BACKOFF_CAP = 900.0
+"""The longest pause after failed runs (unless the poll's ``max_every`` is longer)."""
+
+_COUNTERS = (
+    "requests",
+    "not_modified",
+    "bytes",
+    "rate_limit_waits",
+    "changes",
+    "created",
+    "updated",
+    "deleted",
+    "errors",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PollRun:
+    """What one run of a poll did.
+
+    >>> PollRun(name="issues", status="unchanged", requests=1, not_modified=1)
+    ... # doctest: +ELLIPSIS
+    PollRun(name='issues', status='unchanged', requests=1, not_modified=1, bytes=0, ...)
+
+    ``bytes`` counts response bodies; ``waited`` is the seconds spent waiting for the
+    host's rate limit; ``changes`` are the changes found (their events appended);
+    ``error`` is the one-line reason of a failed run.
+    """
+
+    name: str
+    status: RunStatus
+    requests: int = 0
+    not_modified: int = 0
+    bytes: int = 0
+    changes: list[Change] = field(default_factory=list)
+    waited: float = 0.0
+    error: str | None = None
+
+
+class PollFailed(Exception):
+    """A run can't go on; the message says what happened and what to do."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(slots=True)
+class _Tally:
+    """Counts of one run, kept even when the run fails half-way."""
+
+    requests: int = 0
+    not_modified: int = 0
+    bytes: int = 0
+    rate_limit_waits: int = 0
+    waited: float = 0.0
+    last_status: int | None = None
+
+
+@dataclass(slots=True)
+class _Listing:
+    seen: list[tuple[str, str, Any]]
+    complete: bool
+    validators: Validators
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class Poller:
+    """Runs polls: each at its due time, conditional, paged, polite, exactly once per change.
+
+    >>> poller = Poller(store, handlers, [parse_poll("issues", {"url": url})])  # doctest: +SKIP
+    >>> async with poller:  # doctest: +SKIP
+    ...     run = await poller.run_once("issues")
+
+    Without ``client`` the poller opens its own ``httpx.AsyncClient`` on entering and
+    closes it on leaving; a given client is used as is and left open. ``clock`` tells
+    the time stored in states and events; ``rand`` draws the jitter of error backoff;
+    ``sleep`` waits (for rate limits and between runs).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        handlers: HandlerRegistry,
+        polls: Sequence[PollSettings],
+        *,
+        client: httpx.AsyncClient | None = None,
+        clock: Clock = system_clock,
+        rand: Callable[[], float] = random.random,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._polls: dict[str, PollSettings] = {}
+        for settings in polls:
+            if settings.name in self._polls:
+                raise ValueError(f"two polls are named {settings.name!r}; give each a unique name")
+            self._polls[settings.name] = settings
+        self._store = store
+        self._handlers = handlers
+        self._client = client
+        self._owns_client = client is None
+        self._clock = clock
+        self._rand = rand
+        self._sleep = sleep
+        self._budgets: dict[str, HostBudget] = {}
+        self._intervals: dict[str, AdaptiveInterval] = {}
+        self._due: dict[str, float] = {}
+
+    async def __aenter__(self) -> Self:
+        if self._client is None:
+            self._client = httpx.AsyncClient(follow_redirects=True)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    @property
+    def names(self) -> list[str]:
+        """The polls' names, in the order given."""
+        return list(self._polls)
+
+    def budget(self, host: str) -> HostBudget:
+        """The rate-limit budget of ``host`` (``host:port``), shared by its polls."""
+        budget = self._budgets.get(host)
+        if budget is None:
+            settings = next((s for s in self._polls.values() if s.host == host), None)
+            if settings is None:
+                budget = HostBudget()
+            else:
+                budget = HostBudget(reserve=settings.reserve, min_gap=settings.min_gap)
+            self._budgets[host] = budget
+        return budget
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run every poll at its due time until ``stop`` is set.
+
+        Due times come from the stored states, so a restart keeps each poll's cadence.
+        A run that fails is recorded in its poll's state and retried after a backoff;
+        the loop itself only ends when ``stop`` is set.
+        """
+        if not self._polls:
+            await stop.wait()
+            return
+        for name in self._polls:
+            state = await self._load_state(name)
+            self._due[name] = state.next_due_at if state.next_due_at is not None else 0.0
+        while not stop.is_set():
+            now = self._clock.now()
+            name = min(self._polls, key=lambda poll: self._due.get(poll, 0.0))
+            due = self._due.get(name, 0.0)
+            if due > now:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=min(due - now, 60.0))
+                except TimeoutError:
+                    pass
+                continue
+            try:
+                await self.run_once(name)
+            except Exception as exc:  # the store itself failing: keep going, later
+                settings = self._polls[name]
+                self._due[name] = self._clock.now() + settings.min_every
+                log.error("poll %s: run failed and could not be recorded: %s", name, exc)
+
+    # -- one run ---------------------------------------------------------------------------
+
+    async def run_once(self, name: str) -> PollRun:
+        """One full run of the poll ``name``: every page, the events, the new state.
+
+        Errors of the API (HTTP errors, timeouts, responses of the wrong shape) are
+        recorded in the poll's state and returned as ``status="error"``; an error of
+        the store propagates.
+        """
+        settings = self._polls.get(name)
+        if settings is None:
+            known = ", ".join(self._polls) or "none"
+            raise KeyError(f"no poll named {name!r} (known: {known})")
+        client = self._client
+        if client is None:
+            raise RuntimeError(
+                "the poller is not open; use `async with Poller(...) as poller:` or pass client="
+            )
+        state = await self._load_state(name)
+        interval = self._interval(settings, state)
+        tally = _Tally()
+        try:
+            listing = await self._fetch(client, settings, state, interval, tally)
+        except (httpx.HTTPError, PollFailed, PollShapeError) as exc:
+            return await self._failed(settings, state, interval, tally, _describe(exc, settings))
+
+        now = self._clock.now()
+        if listing is None:
+            interval.observe(changed=False)
+            tally.not_modified += 1
+            new_state = self._state(settings, state, interval, tally, [], now, state.cursor)
+            await self._store.save_poll_state(new_state)
+            self._due[name] = new_state.next_due_at or now
+            return self._result(settings, "unchanged", tally, [])
+
+        index = await self._store.poll_index(name)
+        complete = listing.complete and settings.deletions and not settings.incremental
+        changes = detect(index, listing.seen, complete=complete)
+        for change in changes:
+            await self._store.append(
+                NewEvent(
+                    source=settings.source,
+                    dedup_key=f"{name}:{change.dedup_key}",
+                    type=change.kind,
+                    body=_body(change),
+                    ordering_key=change.id,
+                    received_at=now,
+                    intake="pull",
+                ),
+                self._handlers.route(settings.source, change.kind),
+            )
+        interval.observe(changed=bool(changes))
+        cursor = _since_cursor(settings, state.cursor, listing.seen)
+        new_state = self._state(settings, state, interval, tally, changes, now, cursor)
+        new_state = _with_validators(new_state, listing.validators)
+        await self._store.update_poll_index(
+            name,
+            upsert={c.id: c.version for c in changes if c.kind != "deleted"},
+            delete=[c.id for c in changes if c.kind == "deleted"],
+            state=new_state,
+        )
+        self._due[name] = new_state.next_due_at or now
+        return self._result(settings, "changed" if changes else "unchanged", tally, changes)
+
+    async def _fetch(
+        self,
+        client: httpx.AsyncClient,
+        settings: PollSettings,
+        state: PollState,
+        interval: AdaptiveInterval,
+        tally: _Tally,
+    ) -> _Listing | None:
+        """Every page of the listing, or ``None`` when the first page is unchanged."""
+        stored = Validators(etag=state.etag, last_modified=state.last_modified)
+        url = first_page_url(settings.pages, settings.url)
+        if settings.since_param is not None and state.cursor is not None:
+            url = with_query_param(url, settings.since_param, state.cursor)
+        seen: list[tuple[str, str, Any]] = []
+        validators = stored
+        page_number = 0
+        while True:
+            page_number += 1
+            headers = dict(settings.headers)
+            if page_number == 1:
+                headers.update(request_headers(stored))
+            response = await self._get(client, settings, url, headers, interval, tally)
+            if page_number == 1:
+                if not_modified(stored, response.status_code, response.headers):
+                    return None
+                validators = Validators.from_headers(response.headers)
+            if not 200 <= response.status_code < 300:
+                raise PollFailed(_status_message(response), status=response.status_code)
+            try:
+                document = response.json()
+            except ValueError:
+                raise PollFailed(
+                    f"GET {url} answered HTTP {response.status_code} with a body that is not "
+                    "JSON; check the url points at the API, not a web page"
+                ) from None
+            items = extract_items(document, settings.items)
+            offset = len(seen)
+            for index, item in enumerate(items):
+                seen.append(
+                    (
+                        item_id(item, settings.id, index=offset + index),
+                        item_version(item, settings.version, index=offset + index),
+                        item,
+                    )
+                )
+            step = next_page_step(
+                settings.pages,
+                url=str(response.url),
+                headers=response.headers,
+                document=document,
+                items_on_page=len(items),
+                page_number=page_number,
+                last_item=items[-1] if items else None,
+            )
+            if step.url is None:
+                return _Listing(seen=seen, complete=not step.truncated, validators=validators)
+            url = step.url
+
+    async def _get(
+        self,
+        client: httpx.AsyncClient,
+        settings: PollSettings,
+        url: str,
+        headers: dict[str, str],
+        interval: AdaptiveInterval,
+        tally: _Tally,
+    ) -> httpx.Response:
+        """GET ``url`` when the host's budget allows it, asking again after a throttle."""
+        budget = self.budget(settings.host)
+        attempt = 0
+        while True:
+            now = self._clock.now()
+            earliest = budget.earliest(now)
+            if earliest > now:
+                wait = earliest - now
+                if wait > MAX_REQUEST_WAIT:
+                    raise PollFailed(
+                        f"{settings.host} asks to wait {wait:.0f}s ({budget.wait_reason(now)}); "
+                        "the poll resumes by itself once the host allows it"
+                    )
+                tally.rate_limit_waits += 1
+                tally.waited += wait
+                await self._sleep(wait)
+            budget.sent(self._clock.now())
+            tally.requests += 1
+            response = await client.get(url, headers=headers, timeout=settings.timeout)
+            tally.bytes += len(response.content)
+            tally.last_status = response.status_code
+            now = self._clock.now()
+            rate_limit = rate_limit_from_headers(response.headers, now)
+            retry_text = header_value(response.headers, "retry-after")
+            retry_after = parse_retry_after(retry_text, now) if retry_text is not None else None
+            budget.observe(
+                rate_limit, status=response.status_code, retry_after=retry_after, now=now
+            )
+            if rate_limit is not None and rate_limit.poll_interval is not None:
+                interval.floor(rate_limit.poll_interval)
+            throttled = response.status_code == 429 or (
+                response.status_code == 503 and retry_after is not None
+            )
+            if not throttled or attempt >= MAX_RATE_LIMIT_RETRIES:
+                return response
+            attempt += 1
+
+    # -- state -----------------------------------------------------------------------------
+
+    async def _load_state(self, name: str) -> PollState:
+        from ..store import PollState
+
+        state = await self._store.get_poll_state(name)
+        return state if state is not None else PollState(name=name)
+
+    def _interval(self, settings: PollSettings, state: PollState) -> AdaptiveInterval:
+        interval = self._intervals.get(settings.name)
+        if interval is None:
+            start = None
+            if state.interval is not None and math.isfinite(state.interval):
+                start = min(max(state.interval, settings.min_every), settings.max_every)
+            interval = AdaptiveInterval(settings.min_every, settings.max_every, start=start)
+            self._intervals[settings.name] = interval
+        return interval
+
+    def _state(
+        self,
+        settings: PollSettings,
+        state: PollState,
+        interval: AdaptiveInterval,
+        tally: _Tally,
+        changes: Sequence[Change],
+        now: float,
+        cursor: str | None,
+    ) -> PollState:
+        from ..store import PollState
+
+        stats = _add_stats(state, tally, changes, errors=0)
+        stats["latency_bound"] = interval.detection_latency_bound
+        next_due = max(now + interval.current, self.budget(settings.host).earliest(now))
+        return PollState(
+            name=settings.name,
+            etag=state.etag,
+            last_modified=state.last_modified,
+            cursor=cursor,
+            next_due_at=next_due,
+            interval=interval.current,
+            stats=stats,
+            updated_at=now,
+        )
+
+    async def _failed(
+        self,
+        settings: PollSettings,
+        state: PollState,
+        interval: AdaptiveInterval,
+        tally: _Tally,
+        message: str,
+    ) -> PollRun:
+        from ..store import PollState
+
+        now = self._clock.now()
+        failures = state.failures + 1
+        pause = error_backoff(
+            failures,
+            base=settings.min_every,
+            cap=max(settings.max_every, ERROR_BACKOFF_CAP),
+            rand=self._rand,
+        )
+        next_due = max(
+            now + max(pause, settings.min_every), self.budget(settings.host).earliest(now)
+        )
+        stats = _add_stats(state, tally, [], errors=1)
+        stats["latency_bound"] = interval.detection_latency_bound
+        new_state = PollState(
+            name=settings.name,
+            etag=state.etag,
+            last_modified=state.last_modified,
+            cursor=state.cursor,
+            next_due_at=next_due,
+            interval=interval.current,
+            error=message,
+            error_since=state.error_since if state.error_since is not None else now,
+            failures=failures,
+            stats=stats,
+            updated_at=now,
+        )
+        await self._store.save_poll_state(new_state)
+        self._due[settings.name] = next_due
+        log.warning("poll %s failed (%d in a row): %s", settings.name, failures, message)
+        return self._result(settings, "error", tally, [], error=message)
+
+    @staticmethod
+    def _result(
+        settings: PollSettings,
+        status: RunStatus,
+        tally: _Tally,
+        changes: list[Change],
+        *,
+        error: str | None = None,
+    ) -> PollRun:
+        return PollRun(
+            name=settings.name,
+            status=status,
+            requests=tally.requests,
+            not_modified=tally.not_modified,
+            bytes=tally.bytes,
+            changes=changes,
+            waited=tally.waited,
+            error=error,
+        )
+
+
+def _add_stats(
+    state: PollState, tally: _Tally, changes: Sequence[Change], *, errors: int
+) -> dict[str, int | float | str | None]:
+    stats: dict[str, int | float | str | None] = dict(state.stats)
+    added: dict[str, int] = {
+        "requests": tally.requests,
+        "not_modified": tally.not_modified,
+        "bytes": tally.bytes,
+        "rate_limit_waits": tally.rate_limit_waits,
+        "changes": len(changes),
+        "created": sum(1 for c in changes if c.kind == "created"),
+        "updated": sum(1 for c in changes if c.kind == "updated"),
+        "deleted": sum(1 for c in changes if c.kind == "deleted"),
+        "errors": errors,
+    }
+    for key in _COUNTERS:
+        before = stats.get(key)
+        stats[key] = (before if isinstance(before, int) else 0) + added[key]
+    waited = stats.get("wait_seconds")
+    stats["wait_seconds"] = (waited if isinstance(waited, int | float) else 0.0) + tally.waited
+    if tally.last_status is not None:
+        stats["last_status"] = tally.last_status
+    return stats
+
+
+def _with_validators(state: PollState, validators: Validators) -> PollState:
+    from dataclasses import replace
+
+    return replace(state, etag=validators.etag, last_modified=validators.last_modified)
+
+
+def _body(change: Change) -> bytes:
+    item = change.item if change.kind != "deleted" else {"id": change.id}
+    return json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _since_cursor(
+    settings: PollSettings, previous: str | None, seen: Sequence[tuple[str, str, Any]]
+) -> str | None:
+    """The largest ``since_field`` seen so far (numbers compared as numbers)."""
+    if settings.since_field is None:
+        return previous
+    values = [previous] if previous is not None else []
+    for _, _, item in seen:
+        value = get_path(item, settings.since_field, default=None)
+        if isinstance(value, str) and value:
+            values.append(value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            values.append(json.dumps(value))
+    return max(values, key=_cursor_order) if values else None
+
+
+def _cursor_order(value: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(value), value)
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def _status_message(response: httpx.Response) -> str:
+    status = response.status_code
+    where = f"GET {response.request.url}"
+    if status in (401, 403):
+        hint = "check the poll's credentials in headers (an expired or missing token?)"
+    elif status == 404:
+        hint = "check the poll's url"
+    elif status == 429:
+        hint = "the host kept throttling; the poll backs off and tries again"
+    elif status >= 500:
+        hint = "the API is failing; the poll backs off and tries again"
+    else:
+        hint = "check the poll's url and headers against the API's documentation"
+    return f"{where} answered HTTP {status}; {hint}"
+
+
+def _describe(exc: Exception, settings: PollSettings) -> str:
+    if isinstance(exc, PollFailed):
+        text = str(exc)
+    elif isinstance(exc, PollShapeError):
+        text = f"unexpected response shape: {exc}"
+    elif isinstance(exc, httpx.TimeoutException):
+        text = (
+            f"GET {settings.url} timed out after {settings.timeout:g}s; the poll tries again "
+            "(raise timeout if the API is slow)"
+        )
+    else:
+        text = (
+            f"GET {settings.url} failed: {type(exc).__name__}: {exc}; check that the host is "
+            "reachable"
+        )
+    return " ".join(text.split())
