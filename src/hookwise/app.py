@@ -8,8 +8,9 @@
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,6 +21,8 @@ from .errors import ConfigError
 from .handlers import DEFAULT_HANDLER_TIMEOUT, HandlerRegistry, HandlerSpec, import_callable
 
 if TYPE_CHECKING:
+    from .poller.runner import Poller
+    from .poller.settings import PollSettings
     from .providers import Source
     from .receiver import Receiver
     from .store import Store
@@ -57,6 +60,8 @@ class Hookwise:
         self.sources: dict[str, Source] = {}
         self.handlers = HandlerRegistry()
         self._append_listeners: list[Callable[[], None]] = []
+        self._explicit_poll_sources: set[str] = set()
+        """Polls whose ``source`` was given in code (a backfill may not change it)."""
         for source in settings.sources.values():
             self._build_source(source)
 
@@ -100,8 +105,13 @@ class Hookwise:
             else:
                 extra[key] = value
         settings = SourceSettings(name=name, provider=provider, options=extra, **fields)
-        self.settings = replace(self.settings, sources={**self.settings.sources, name: settings})
+        polls = self.settings.polls
+        if settings.backfill is not None and settings.backfill in polls:
+            polls = {**polls, settings.backfill: self._backfilled(polls[settings.backfill], name)}
         self._build_source(settings)
+        self.settings = replace(
+            self.settings, sources={**self.settings.sources, name: settings}, polls=polls
+        )
 
     def _build_source(self, settings: SourceSettings) -> None:
         from .providers import build_source
@@ -113,6 +123,76 @@ class Hookwise:
                 fix="give each source a unique name",
             )
         self.sources[settings.name] = build_source(settings)
+
+    @property
+    def polls(self) -> Mapping[str, PollSettings]:
+        """The polls, by name, in the order they were added (``[polls.NAME]`` first)."""
+        return self.settings.polls
+
+    def poll(self, name: str, url: str, **keys: Any) -> PollSettings:
+        """Poll a REST listing in code; each change becomes an event of the poll's source.
+
+        >>> issues = hw.poll("issues", "https://api.example.com/issues", every="5m",
+        ...                  headers={"Authorization": "Bearer " + token})
+        >>> @hw.handler("issues", "created", "updated")
+        ... async def on_issue(event: Event) -> None: ...
+
+        ``keys`` are the keys of a ``[polls.NAME]`` table (``every``, ``items``, ``id``,
+        ``version``, ``pages``, ``source``...; durations as seconds or text). The events'
+        source is the poll's name unless ``source`` names another (a webhook source's,
+        to fill in what its webhooks missed). Raises :class:`~hookwise.ConfigError`.
+        """
+        from .poller.settings import parse_poll
+
+        if name in self.settings.polls:
+            raise ConfigError(
+                f"a poll named {name!r} already exists",
+                key=f"polls.{name}",
+                fix="give each poll a unique name",
+            )
+        settings = parse_poll(name, {"url": url, **keys})
+        explicit = "source" in keys
+        for source in self.settings.sources.values():
+            if source.backfill == name:
+                settings = self._backfilled(settings, source.name, explicit=explicit)
+        self.settings = replace(self.settings, polls={**self.settings.polls, name: settings})
+        if explicit:
+            self._explicit_poll_sources.add(name)
+        return settings
+
+    def _backfilled(
+        self, poll: PollSettings, source: str, *, explicit: bool | None = None
+    ) -> PollSettings:
+        """``poll`` sending its events to ``source``, whose ``backfill`` names it."""
+        if poll.source == source:
+            return poll
+        if explicit is None:
+            explicit = poll.name in self._explicit_poll_sources
+        if explicit or poll.source != poll.name:
+            raise ConfigError(
+                f"poll {poll.name!r} sends its events to source {poll.source!r}, but source "
+                f"{source!r} names it as its backfill",
+                key=f"sources.{source}.backfill",
+                fix=f"drop source= from hw.poll({poll.name!r}, ...), or drop backfill from "
+                "the source",
+            )
+        return replace(poll, source=source)
+
+    def _check_backfills(self) -> None:
+        for source in self.settings.sources.values():
+            name = source.backfill
+            if name is not None and name not in self.settings.polls:
+                raise ConfigError(
+                    f"source {source.name!r} names {name!r} as its backfill, but no poll has "
+                    "that name",
+                    file=self.settings.path,
+                    key=f"sources.{source.name}.backfill",
+                    fix=f'add it with hw.poll({name!r}, "https://...") or a [polls.{name}] section',
+                )
+
+    def _event_sources(self) -> set[str]:
+        """Every source events can come from: webhook sources and the polls' sources."""
+        return {*self.sources, *(poll.source for poll in self.settings.polls.values())}
 
     def handler(
         self,
@@ -151,13 +231,14 @@ class Hookwise:
         return register
 
     def _add_handler(self, handler: HandlerSettings, func: Callable[..., Any]) -> None:
-        if handler.source != "*" and handler.source not in self.sources:
+        if handler.source != "*" and handler.source not in self._event_sources():
             raise ConfigError(
                 f"handler {handler.name!r} subscribes to source {handler.source!r}, "
                 "which is not configured",
                 key=f"handlers.{handler.name}.source",
-                fix=f"add [sources.{handler.source}], or use one of: "
-                + ", ".join(["*", *sorted(self.sources)]),
+                fix=f"add [sources.{handler.source}] or [polls.{handler.source}] (in code: "
+                "hw.source or hw.poll, before the handler), or use one of: "
+                + ", ".join(["*", *sorted(self._event_sources())]),
             )
         policy = RetryPolicy(
             max_attempts=handler.max_attempts,
@@ -221,3 +302,47 @@ class Hookwise:
             settings = replace(settings, **options)
         # Worker.run subscribes to the store, which wakes it after each commit of new work.
         return Worker(store, self.handlers, settings=settings, clock=self.clock)
+
+    def poller(self, store: Store, *, names: Sequence[str] | None = None, **options: Any) -> Poller:
+        """A :class:`~hookwise.poller.runner.Poller` running this app's polls on ``store``.
+
+        >>> async with hw.open_store() as store, hw.poller(store) as poller:  # doctest: +SKIP
+        ...     await poller.run(stop)
+
+        ``names`` picks some of the polls (default: all). ``options`` go to the poller
+        (``client``, ``clock``, ``rand``, ``sleep``). An unknown name is a
+        :class:`~hookwise.ConfigError` that lists the polls there are.
+        """
+        from .poller.runner import Poller
+
+        self._check_backfills()
+        polls = self.settings.polls
+        if names is None:
+            chosen = list(polls.values())
+        else:
+            for name in names:
+                if name not in polls:
+                    raise unknown_poll(name, polls, file=self.settings.path)
+            chosen = [polls[name] for name in dict.fromkeys(names)]
+        options.setdefault("clock", self.clock)
+        return Poller(store, self.handlers, chosen, sources=self.sources, **options)
+
+
+def unknown_poll(name: str, known: Iterable[str], *, file: str | None = None) -> ConfigError:
+    """The error for a poll name that is not among ``known``: it lists those (or says
+    how to add a poll when there is none)."""
+    names = list(known)
+    if not names:
+        return ConfigError(
+            f"no poll named {name!r}: no polls are configured",
+            file=file,
+            fix='add a [polls.NAME] section with url = "https://..." to the config',
+        )
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return ConfigError(
+        f"no poll named {name!r}",
+        file=file,
+        key=f"polls.{name}",
+        fix=f"{hint}configured polls: {', '.join(names)}",
+    )

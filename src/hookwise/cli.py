@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import secrets as _secrets
 import sys
@@ -38,6 +39,8 @@ from .errors import ConfigError, HookwiseError, NotFound
 if TYPE_CHECKING:
     from .app import Hookwise
     from .capture import Verdict
+    from .poller.runner import PollRun
+    from .poller.settings import PollSettings
     from .providers import Source
     from .store import (
         AttemptRecord,
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
         EventFilter,
         EventRecord,
         OrderingState,
+        PollState,
         RejectionRecord,
         Store,
     )
@@ -177,13 +181,14 @@ def _settings(config: Path | None, *, quiet: bool = False) -> Settings:
     return settings
 
 
-def _hookwise(config: Path | None) -> Hookwise:
+def _hookwise(config: Path | None, *, quiet: bool = False) -> Hookwise:
     """The app with its handlers imported (their module sits beside the config file)."""
     from .app import Hookwise
 
     _import_path_for(config)
     hw = Hookwise.from_config(config)
-    _warn(hw.settings)
+    if not quiet:
+        _warn(hw.settings)
     return hw
 
 
@@ -387,6 +392,12 @@ def serve(
     workers: Annotated[
         int, typer.Option("--workers", min=1, help="Worker loops in this process.")
     ] = 1,
+    no_poll: Annotated[
+        bool,
+        typer.Option(
+            "--no-poll", help="Don't run the \\[polls.NAME]; run `hookwise poll` elsewhere."
+        ),
+    ] = False,
     demo: Annotated[
         bool,
         typer.Option(
@@ -397,11 +408,12 @@ def serve(
         LogLevel.info
     ),
 ) -> None:
-    """Receive webhooks on POST /hooks/{source} and process them, in one process.
+    """Receive webhooks on POST /hooks/{source}, poll APIs, and process both, in one process.
 
-    Acknowledges each event only after it is committed to the store, and runs handlers
-    in worker loops beside the server (unless --no-worker). SIGTERM/SIGINT stop
-    intake first, then let running handlers finish.
+    Acknowledges each event only after it is committed to the store, runs the
+    configured \\[polls.NAME] (unless --no-poll), and runs handlers in worker loops
+    beside the server (unless --no-worker). SIGTERM/SIGINT stop intake first, then let
+    running handlers finish.
     """
     from . import runtime
 
@@ -423,8 +435,12 @@ def serve(
     else:
         names = ", ".join(f"{base}/hooks/{name}" for name in hw.settings.sources) or "(none)"
         loops = "no worker" if no_worker else f"{workers} worker loop(s)"
+        polls = ""
+        if hw.polls:
+            polling = "not polling" if no_poll else "polling"
+            polls = f"; {polling} {', '.join(hw.polls)}"
         err.print(
-            f"hookwise: receiving on {names}; {len(hw.handlers)} handler(s), {loops}; "
+            f"hookwise: receiving on {names}{polls}; {len(hw.handlers)} handler(s), {loops}; "
             f"store {hw.settings.store.url}"
         )
     runtime.serve(
@@ -433,6 +449,7 @@ def serve(
         port=bind_port,
         worker=not no_worker,
         workers=workers,
+        poll=not no_poll,
         log_level=log_level.value,
     )
 
@@ -471,6 +488,264 @@ def worker(
 
     hw = _hookwise(config)
     runtime.run_worker(hw, concurrency=concurrency, log_level=log_level.value)
+
+
+# -- poll ---------------------------------------------------------------------------------
+
+
+@app.command()
+def poll(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Polls to run or show (default: all).", metavar="NAME", show_default=False
+        ),
+    ] = None,
+    config: ConfigOption = None,
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once", help="Run each poll once now, print what it did, exit 1 if any failed."
+        ),
+    ] = False,
+    stats: Annotated[
+        bool,
+        typer.Option(
+            "--stats",
+            help="Show each poll's counters, last error and schedule from the store; poll nothing.",
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="With --once or --stats: print one JSON document on stdout."),
+    ] = False,
+    log_level: Annotated[LogLevel, typer.Option("--log-level", help="Log verbosity.")] = (
+        LogLevel.info
+    ),
+) -> None:
+    """Poll REST APIs (\\[polls.NAME] in the config): each change becomes an event.
+
+    Without --once, runs the polls until SIGTERM/SIGINT. It runs no receiver and no
+    worker: the events wait in the store for a worker elsewhere (`hookwise worker`, or
+    `hookwise serve`, which polls too unless --no-poll). --once runs each poll once and
+    exits; --stats prints the stored counters: requests, 304 share, bytes, rate-limit
+    waits, changes, errors, interval, next due and detection latency bound.
+    """
+    from .app import unknown_poll
+
+    if once and stats:
+        raise typer.BadParameter("give --once or --stats, not both")
+    if as_json and not (once or stats):
+        raise typer.BadParameter("--json goes with --once or --stats")
+    if stats:
+        _poll_stats(config, names or [], as_json)
+        return
+    hw = _hookwise(config, quiet=as_json)
+    if not hw.polls:
+        raise ConfigError(
+            "no polls are configured",
+            file=hw.settings.path,
+            fix='add a [polls.NAME] section with url = "https://api.example.com/items" '
+            "(see docs/configuration.md)",
+        )
+    chosen = list(dict.fromkeys(names)) if names else list(hw.polls)
+    for name in chosen:
+        if name not in hw.polls:
+            raise unknown_poll(name, hw.polls, file=hw.settings.path)
+    if not once:
+        from . import runtime
+
+        err.print(
+            f"hookwise: polling {', '.join(chosen)}; store {hw.settings.store.url}; "
+            "handlers run in a worker (`hookwise worker` or `hookwise serve`)"
+        )
+        runtime.run_polls(hw, names=chosen, log_level=log_level.value)
+        return
+
+    if log_level != LogLevel.debug:
+        # Each failed run is printed below; the poller's own warning would say it twice.
+        logging.getLogger("hookwise.poller").setLevel(logging.ERROR)
+
+    async def work() -> list[PollRun]:
+        async with hw.open_store() as store, hw.poller(store, names=chosen) as poller:
+            return [await poller.run_once(name) for name in chosen]
+
+    if as_json:
+        runs = _run(work)
+        _emit_json([_poll_run_row(run) for run in runs])
+    else:
+        with err.status(f"polling {', '.join(chosen)} ..."):
+            runs = _run(work)
+        for run in runs:
+            out.print(_poll_run_line(run))
+        found = sum(len(run.changes) for run in runs)
+        if found:
+            out.print(
+                f"stored {_plural(found, 'event')}; a worker (`hookwise worker` or "
+                "`hookwise serve`) runs their handlers"
+            )
+    if any(run.status == "error" for run in runs):
+        raise typer.Exit(1)
+
+
+_CHANGE_KINDS = ("created", "updated", "deleted")
+
+
+def _poll_run_row(run: PollRun) -> dict[str, Any]:
+    kinds: list[str] = [change.kind for change in run.changes]
+    return {
+        "name": run.name,
+        "status": run.status,
+        "requests": run.requests,
+        "not_modified": run.not_modified,
+        "bytes": run.bytes,
+        "changes": len(kinds),
+        **{kind: kinds.count(kind) for kind in _CHANGE_KINDS},
+        "waited": round(run.waited, 3),
+        "error": run.error,
+    }
+
+
+def _poll_run_line(run: PollRun) -> str:
+    row = _poll_run_row(run)
+    style = {"changed": "green", "unchanged": "dim", "error": "red"}.get(run.status, "")
+    kinds = ", ".join(f"{row[kind]} {kind}" for kind in _CHANGE_KINDS if row[kind])
+    line = (
+        f"{escape(run.name)}: [{style}]{escape(run.status)}[/], "
+        f"{_plural(run.requests, 'request')} ({run.not_modified} answered 304), "
+        f"{_size(run.bytes)}, {_plural(len(run.changes), 'change')}"
+    )
+    if kinds:
+        line += f" ({kinds})"
+    if run.error:
+        line += f"\n  [red]error: {escape(run.error)}[/]"
+    return line
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _size(count: float) -> str:
+    """``"512 B"``, ``"1.5 KiB"``, ``"2.0 MiB"``."""
+    if count < 1024:
+        return f"{count:.0f} B"
+    for unit in ("KiB", "MiB"):
+        count /= 1024
+        if count < 1024:
+            return f"{count:.1f} {unit}"
+    return f"{count / 1024:.1f} GiB"
+
+
+def _relative(moment: float | None, now: float) -> str:
+    """``"in 42s"``, ``"3m ago"``, ``"now"``, or ``"-"`` for no time."""
+    if moment is None:
+        return "-"
+    delta = moment - now
+    if abs(delta) < 1:
+        return "now"
+    return f"in {format_duration(delta)}" if delta > 0 else f"{format_duration(-delta)} ago"
+
+
+def _poll_stats(config: Path | None, names: list[str], as_json: bool) -> None:
+    from .app import unknown_poll
+
+    settings = _settings(config, quiet=as_json)
+
+    async def work() -> list[PollState]:
+        async with _open(settings) as store:
+            return await store.list_poll_states()
+
+    states = {state.name: state for state in _run(work)}
+    # Polls removed from the config keep their state; they are shown too.
+    known = list(dict.fromkeys([*settings.polls, *sorted(states)]))
+    for name in names:
+        if name not in known:
+            raise unknown_poll(name, known, file=settings.path)
+    chosen = list(dict.fromkeys(names)) if names else known
+    now = time.time()
+    if as_json:
+        _emit_json(
+            [
+                _poll_stats_row(name, settings.polls.get(name), states.get(name), now)
+                for name in chosen
+            ]
+        )
+        return
+    if not chosen:
+        out.print(
+            "no polls: add a [polls.NAME] section to the config, then run `hookwise poll` "
+            "or `hookwise serve`"
+        )
+        return
+    table = Table(box=None, header_style="bold")
+    right = ("requests", "304s", "bytes", "waits", "changes", "errors")
+    for column in ("poll", *right, "interval", "next due", "latency ≤"):
+        table.add_column(column, no_wrap=True, justify="right" if column in right else "left")
+    table.add_column("last error", overflow="fold")
+    for name in chosen:
+        row = _poll_stats_row(name, settings.polls.get(name), states.get(name), now)
+        state = states.get(name)
+        if state is None:
+            error = "[dim]never run[/]"
+        elif state.error is not None:
+            since = _relative(state.error_since, now)
+            error = f"[red]{escape(state.error)}[/] (failing since {since})"
+        else:
+            error = "-"
+        share = row["not_modified_share"]
+        table.add_row(
+            escape(name) + ("" if row["configured"] else " [dim](not configured)[/]"),
+            str(row["requests"]),
+            f"{row['not_modified']} ({share:.0%})" if share is not None else "0",
+            _size(row["bytes"]),
+            str(row["rate_limit_waits"]),
+            str(row["changes"]),
+            f"[red]{row['errors']}[/]" if row["errors"] else "0",
+            format_duration(row["interval"]) if row["interval"] is not None else "-",
+            _relative(state.next_due_at if state is not None else None, now),
+            format_duration(row["latency_bound"]) if row["latency_bound"] is not None else "-",
+            error,
+        )
+    out.print(table)
+
+
+def _poll_stats_row(
+    name: str, settings: PollSettings | None, state: PollState | None, now: float
+) -> dict[str, Any]:
+    """One poll's stored counters and schedule, as ``--stats --json`` prints them."""
+    stats = state.stats if state is not None else {}
+
+    def count(key: str) -> int:
+        value = stats.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    latency = stats.get("latency_bound")
+    requests = count("requests")
+    next_due = state.next_due_at if state is not None else None
+    return {
+        "name": name,
+        "configured": settings is not None,
+        "source": settings.source if settings is not None else None,
+        "url": settings.url if settings is not None else None,
+        "requests": requests,
+        "not_modified": count("not_modified"),
+        "not_modified_share": round(count("not_modified") / requests, 4) if requests else None,
+        "bytes": count("bytes"),
+        "rate_limit_waits": count("rate_limit_waits"),
+        "changes": count("changes"),
+        **{kind: count(kind) for kind in _CHANGE_KINDS},
+        "errors": count("errors"),
+        "failures": state.failures if state is not None else 0,
+        "error": state.error if state is not None else None,
+        "error_since": _iso(state.error_since) if state is not None else None,
+        "interval": state.interval if state is not None else None,
+        "next_due_at": _iso(next_due),
+        "next_due_in": round(next_due - now, 3) if next_due is not None else None,
+        "latency_bound": float(latency) if isinstance(latency, int | float) else None,
+        "last_status": stats.get("last_status"),
+        "updated_at": _iso(state.updated_at) if state is not None and state.updated_at else None,
+    }
 
 
 @app.command()
@@ -1401,7 +1676,10 @@ def _diagnose(config: Path | None) -> list[_Check]:
     except ConfigError as exc:
         checks.append(_Check("config", False, str(exc).split("\n")[0], exc.fix))
         return checks
-    detail = f"{shown}: {len(settings.sources)} source(s), {len(settings.handlers)} handler(s)"
+    detail = (
+        f"{shown}: {len(settings.sources)} source(s), {len(settings.polls)} poll(s), "
+        f"{len(settings.handlers)} handler(s)"
+    )
     checks.append(_Check("config", True, detail))
     for warning in settings.warnings:
         checks.append(_Check("warning", True, warning))

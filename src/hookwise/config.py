@@ -16,14 +16,15 @@ import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from .durations import parse_duration
 from .errors import ConfigError
+from .poller.settings import PollSettings, parse_poll
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
@@ -129,6 +130,9 @@ class SourceSettings:
     HubSpot); rebuilt from the request when None."""
     allow_ips: tuple[str, ...] = ()
     """CIDRs the deliveries must come from; empty means any address."""
+    backfill: str | None = None
+    """The name of a poll whose events go to this source, to catch what webhooks missed
+    (the poll's ``source`` becomes this source's name)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +155,8 @@ class Settings:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     sources: Mapping[str, SourceSettings] = field(default_factory=dict)
     handlers: tuple[HandlerSettings, ...] = ()
+    polls: Mapping[str, PollSettings] = field(default_factory=dict)
+    """``[polls.NAME]`` tables, in the file's order."""
     path: str | None = None
     """The file these settings came from, for messages."""
     warnings: tuple[str, ...] = ()
@@ -162,6 +168,7 @@ STORE_URL_ENV = "HOOKWISE_STORE_URL"
 
 _SOURCE_NAME = re.compile(r"[a-z0-9_-]+")
 _HANDLER_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_POLL_NAME = _HANDLER_NAME
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CALL = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 _FALLBACK_PROVIDERS = frozenset({"standard", "hmac", "none"})
@@ -169,7 +176,7 @@ _STORE_SCHEMES = ("sqlite", "postgresql", "postgres", "memory")
 _SQLITE_PREFIX = "sqlite:///"
 _DURATION_FIX = 'write it like "250ms", "30s", "5m", "1h30m", "3d" or a number of seconds'
 
-_SECTIONS = ("store", "server", "worker", "sources", "handlers")
+_SECTIONS = ("store", "server", "worker", "sources", "polls", "handlers")
 _STORE_KEYS = (
     "url", "durability", "busy_timeout", "group_commit", "max_pending", "retention", "pool_size",
 )  # fmt: skip
@@ -178,7 +185,7 @@ _WORKER_KEYS = ("concurrency", "threads", "batch", "lease", "poll_interval", "gr
 _SOURCE_KEYS = (
     "provider", "secrets", "tolerance", "dedup_key", "type", "ordering", "ordering_key",
     "occurred_at", "reorder_window", "header", "algorithm", "encoding", "prefix",
-    "timestamp_header", "signed_content", "options", "public_url", "allow_ips",
+    "timestamp_header", "signed_content", "options", "public_url", "allow_ips", "backfill",
 )  # fmt: skip
 _HANDLER_KEYS = (
     "name", "call", "source", "events", "max_attempts", "max_age", "timeout", "base_delay",
@@ -319,13 +326,16 @@ class _Parser:
         worker = self.worker(self.table(raw.get("worker", {}), "worker"))
         sources_raw = self.table(raw.get("sources", {}), "sources")
         sources = {name: self.source(name, value) for name, value in sources_raw.items()}
-        handlers = self.handlers(raw.get("handlers", []), sources)
+        polls = self.polls(raw.get("polls", {}), sources)
+        targets = {*sources, *(poll.source for poll in polls.values())}
+        handlers = self.handlers(raw.get("handlers", []), targets)
         return Settings(
             store=store,
             server=server,
             worker=worker,
             sources=sources,
             handlers=handlers,
+            polls=polls,
             path=self.file,
             warnings=tuple(self.warnings),
         )
@@ -552,6 +562,7 @@ class _Parser:
             ),
             public_url=self.public_url(raw.get("public_url"), f"{key}.public_url"),
             allow_ips=self.networks(raw.get("allow_ips"), f"{key}.allow_ips"),
+            backfill=self.optional_string(raw.get("backfill"), f"{key}.backfill"),
         )
         if settings.reorder_window and settings.ordering == "none":
             raise self.error(
@@ -657,9 +668,87 @@ class _Parser:
             )
         return tuple(resolved)
 
-    def handlers(
-        self, value: Any, sources: Mapping[str, SourceSettings]
-    ) -> tuple[HandlerSettings, ...]:
+    def polls(self, value: Any, sources: Mapping[str, SourceSettings]) -> dict[str, PollSettings]:
+        """The ``[polls.NAME]`` tables, with each ``[sources.X] backfill`` applied."""
+        raw = self.table(value, "polls")
+        polls: dict[str, PollSettings] = {}
+        for name, table in raw.items():
+            key = f"polls.{name}"
+            if not _POLL_NAME.fullmatch(name):
+                raise self.error(
+                    f"the poll name {name!r} has characters hookwise does not allow",
+                    key,
+                    fix="use letters, digits, '_', '-' and '.' only, e.g. [polls.github_issues]",
+                )
+            if not isinstance(table, dict):
+                raise self.error(
+                    f"expected a table, got {_describe(table)}",
+                    key,
+                    fix=f'write it as a section: [polls.{name}] with url = "https://..." below',
+                )
+            polls[name] = parse_poll(name, table, file=self.file, env=self.env)
+        self.backfill(polls, raw, sources)
+        for name, poll in polls.items():
+            if poll.emit == "events" and poll.source not in sources:
+                raise self.error(
+                    f'poll {name!r} has emit = "events", so its items are deliveries of a '
+                    f"webhook source, but no source named {poll.source!r} is configured",
+                    f"polls.{name}.source",
+                    fix=_suggest(
+                        poll.source,
+                        sources,
+                        f"set source = the webhook source whose deliveries it lists, or "
+                        f"backfill = {name!r} in that [sources.NAME]",
+                    ),
+                )
+        return polls
+
+    def backfill(
+        self,
+        polls: dict[str, PollSettings],
+        raw: Mapping[str, Mapping[str, Any]],
+        sources: Mapping[str, SourceSettings],
+    ) -> None:
+        """Point each poll named by a source's ``backfill`` at that source."""
+        claimed: dict[str, str] = {}
+        for source in sources.values():
+            name = source.backfill
+            if name is None:
+                continue
+            key = f"sources.{source.name}.backfill"
+            poll = polls.get(name)
+            if poll is None:
+                fallback = (
+                    f"configured polls: {', '.join(polls)}"
+                    if polls
+                    else f'add a [polls.{name}] section with url = "https://..." below'
+                )
+                raise self.error(
+                    f"no poll named {name!r} is configured",
+                    key,
+                    fix=_suggest(name, polls, fallback),
+                )
+            if name in claimed:
+                raise self.error(
+                    f"poll {name!r} already backfills source {claimed[name]!r}, and a poll's "
+                    "events go to one source",
+                    key,
+                    fix=f"add another [polls.NAME] for {source.name!r}, or remove one backfill",
+                )
+            if "source" in raw[name] and poll.source != source.name:
+                raise self.error(
+                    f"poll {name!r} sends its events to source {poll.source!r}, but "
+                    f"[sources.{source.name}] backfill names it",
+                    f"polls.{name}.source",
+                    fix=f"remove source from [polls.{name}] (backfill makes it "
+                    f"{source.name!r}), or remove backfill from [sources.{source.name}]",
+                )
+            claimed[name] = source.name
+            polls[name] = replace(poll, source=source.name)
+
+    def handlers(self, value: Any, sources: Collection[str]) -> tuple[HandlerSettings, ...]:
+        """The ``[[handlers]]``; ``sources`` are the names events can come from (webhook
+        sources and the polls' sources)."""
         if isinstance(value, dict):
             raise self.error(
                 "[handlers] must be an array of tables",
@@ -692,7 +781,7 @@ class _Parser:
         return tuple(found.values())
 
     def handler(
-        self, raw: Mapping[str, Any], where: str, sources: Mapping[str, SourceSettings]
+        self, raw: Mapping[str, Any], where: str, sources: Collection[str]
     ) -> HandlerSettings:
         self.check_keys(raw, _HANDLER_KEYS, where)
         if "call" not in raw:
@@ -723,9 +812,10 @@ class _Parser:
         if source != "*" and source not in sources:
             configured = sorted(sources)
             fallback = (
-                f'configured sources: {", ".join(configured)}; or use "*" for all'
+                f"configured sources (webhooks and polls): {', '.join(configured)}; "
+                'or use "*" for all'
                 if configured
-                else 'add a [sources.NAME] section, or use "*" for all sources'
+                else 'add a [sources.NAME] or [polls.NAME] section, or use "*" for all sources'
             )
             raise self.error(
                 f"no source named {source!r} is configured",

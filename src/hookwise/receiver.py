@@ -38,14 +38,14 @@ from .errors import PayloadTooLarge, StoreError, StoreUnavailable, VerificationE
 from .events import NewEvent
 from .headers import Redactor, decode_asgi_headers
 from .providers._base import Handshake, Inbound
-from .store._base import REJECTED_BODY_KEPT, RejectionRecord
+from .store._base import REJECTED_BODY_KEPT, PollState, RejectionRecord
 
 if TYPE_CHECKING:
     from .handlers import HandlerRegistry
     from .providers import Source
     from .store import Store
 
-__all__ = ["Receiver"]
+__all__ = ["Receiver", "poll_metrics_text"]
 
 STORE_METRICS_TTL = 10.0
 """Seconds the store's gauges in ``/metrics`` are reused: scrapes don't query it more."""
@@ -112,7 +112,7 @@ class Receiver:
         self._trusted = tuple(ipaddress.ip_network(net) for net in trusted_proxies)
         self._outage_log = LogThrottle(seconds=5.0)
         self.recorder = RejectionRecorder(store)
-        self._store_metrics: tuple[float, str] | None = None
+        self._store_metrics: tuple[float, str, list[PollState]] | None = None
         """Keeps refused requests for diagnosis (bounded; see ``hookwise rejections``)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -226,34 +226,37 @@ class Receiver:
         return "\n".join(lines) + "\n"
 
     async def store_metrics_text(self) -> str:
-        """Gauges read from the store (waiting and skipped deliveries), at most once per
-        :data:`STORE_METRICS_TTL` seconds; nothing when the store can't answer."""
+        """Gauges read from the store (waiting and skipped deliveries, each poll's
+        counters and schedule), at most once per :data:`STORE_METRICS_TTL` seconds;
+        nothing when the store can't answer."""
         now = time.monotonic()
-        if self._store_metrics is not None and now - self._store_metrics[0] < STORE_METRICS_TTL:
-            return self._store_metrics[1]
-        try:
-            await self._ensure_open()
-            counts = await self.store.ordering_counts()
-        except Exception as exc:
-            log.warning("metrics: the store did not answer (%s)", exc)
-            return ""
-        lines = [
-            "# HELP hookwise_deliveries_waiting Ordered deliveries waiting for an earlier "
-            "one of their key.",
-            "# TYPE hookwise_deliveries_waiting gauge",
-            f"hookwise_deliveries_waiting {counts.waiting}",
-            "# HELP hookwise_deliveries_skipped Deliveries settled skipped without running, "
-            "by reason (stale, superseded), among those the store keeps.",
-            "# TYPE hookwise_deliveries_skipped gauge",
-        ]
-        for reason in sorted({"stale", "superseded", *counts.skipped}):
-            lines.append(
-                f'hookwise_deliveries_skipped{{reason="{_label(reason)}"}} '
-                f"{counts.skipped.get(reason, 0)}"
-            )
-        text = "\n".join(lines) + "\n"
-        self._store_metrics = (now, text)
-        return text
+        cached = self._store_metrics
+        if cached is None or now - cached[0] >= STORE_METRICS_TTL:
+            try:
+                await self._ensure_open()
+                counts = await self.store.ordering_counts()
+                polls = await self.store.list_poll_states()
+            except Exception as exc:
+                log.warning("metrics: the store did not answer (%s)", exc)
+                return ""
+            lines = [
+                "# HELP hookwise_deliveries_waiting Ordered deliveries waiting for an earlier "
+                "one of their key.",
+                "# TYPE hookwise_deliveries_waiting gauge",
+                f"hookwise_deliveries_waiting {counts.waiting}",
+                "# HELP hookwise_deliveries_skipped Deliveries settled skipped without running, "
+                "by reason (stale, superseded), among those the store keeps.",
+                "# TYPE hookwise_deliveries_skipped gauge",
+            ]
+            for reason in sorted({"stale", "superseded", *counts.skipped}):
+                lines.append(
+                    f'hookwise_deliveries_skipped{{reason="{_label(reason)}"}} '
+                    f"{counts.skipped.get(reason, 0)}"
+                )
+            cached = (now, "\n".join(lines) + "\n", polls)
+            self._store_metrics = cached
+        # Rendered at every scrape: "next due in" moves even while the states are reused.
+        return cached[1] + poll_metrics_text(cached[2], self.clock.now())
 
     async def _ready(self, send: Send) -> None:
         try:
@@ -550,6 +553,74 @@ async def _respond(
 
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+_POLL_COUNTERS = (
+    ("requests", "hookwise_poll_requests_total", "HTTP requests a poll sent."),
+    (
+        "not_modified",
+        "hookwise_poll_not_modified_total",
+        "Poll runs answered 304 Not Modified (nothing fetched).",
+    ),
+    ("bytes", "hookwise_poll_bytes_total", "Response body bytes a poll received."),
+    (
+        "rate_limit_waits",
+        "hookwise_poll_rate_limit_waits_total",
+        "Times a poll waited for its host's rate limit.",
+    ),
+    ("changes", "hookwise_poll_changes_total", "Changes a poll found (each one an event)."),
+    ("errors", "hookwise_poll_errors_total", "Poll runs that failed."),
+)
+
+
+def poll_metrics_text(states: Sequence[PollState], now: float) -> str:
+    """Each poll's counters and schedule in the Prometheus text format.
+
+    >>> print(poll_metrics_text([PollState("issues", stats={"requests": 3})], 0.0))
+    ... # doctest: +ELLIPSIS
+    # HELP hookwise_poll_requests_total HTTP requests a poll sent.
+    # TYPE hookwise_poll_requests_total counter
+    hookwise_poll_requests_total{poll="issues"} 3
+    ...
+    """
+    ordered = sorted(states, key=lambda state: state.name)
+    lines: list[str] = []
+    for key, metric, text in _POLL_COUNTERS:
+        lines += [f"# HELP {metric} {text}", f"# TYPE {metric} counter"]
+        for state in ordered:
+            value = state.stats.get(key)
+            count = value if isinstance(value, int | float) and not isinstance(value, bool) else 0
+            lines.append(f'{metric}{{poll="{_label(state.name)}"}} {_number(count)}')
+    gauges: list[tuple[str, str, Callable[[PollState], float | None]]] = [
+        (
+            "hookwise_poll_failing",
+            "1 while a poll's runs fail (its last run failed), else 0.",
+            lambda state: 1 if state.error is not None else 0,
+        ),
+        (
+            "hookwise_poll_next_due_seconds",
+            "Seconds until a poll's next run is due (negative: overdue).",
+            lambda state: None if state.next_due_at is None else state.next_due_at - now,
+        ),
+        (
+            "hookwise_poll_interval_seconds",
+            "A poll's current interval between runs.",
+            lambda state: state.interval,
+        ),
+    ]
+    for metric, text, value_of in gauges:
+        lines += [f"# HELP {metric} {text}", f"# TYPE {metric} gauge"]
+        for state in ordered:
+            value = value_of(state)
+            if value is not None:
+                lines.append(f'{metric}{{poll="{_label(state.name)}"}} {_number(value)}')
+    return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return str(int(value)) if value.is_integer() else f"{value:.3f}"
 
 
 async def _answer(send: Send, answer: Handshake) -> None:

@@ -9,6 +9,12 @@ takes it at once. Nothing acknowledged is lost: it is already in the store.
 With ``[store] retention`` set, the process that runs workers also purges finished
 events older than that, every :data:`RETENTION_INTERVAL` seconds
 (:func:`run_retention`).
+
+``hookwise serve`` also runs the ``[polls.NAME]`` (one poller task beside the server),
+and ``hookwise poll`` runs only them (:func:`run_polls`): their events are stored for
+whichever worker shares the store. On shutdown a poll run in flight gets
+:data:`POLL_STOP_GRACE` seconds to finish; one cut short is simply run again later (its
+events are deduplicated by the store).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import logging
 import random
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from .clock import Clock, system_clock
@@ -33,9 +39,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEMO_SECRET",
+    "POLL_STOP_GRACE",
     "RETENTION_FIRST_RUN",
     "RETENTION_INTERVAL",
     "demo_app",
+    "run_polls",
     "run_retention",
     "run_worker",
     "serve",
@@ -162,6 +170,53 @@ async def _retention(hw: Hookwise, store: Store) -> AsyncIterator[None]:
         await asyncio.gather(task, return_exceptions=True)
 
 
+POLL_STOP_GRACE = 5.0
+"""Seconds a poll run in flight may take to finish once the process is asked to stop;
+after that it is cancelled (a rate-limit wait can last minutes)."""
+
+
+@contextlib.asynccontextmanager
+async def _polling(
+    hw: Hookwise, store: Store, stop: asyncio.Event, names: Sequence[str] | None = None
+) -> AsyncIterator[asyncio.Task[None] | None]:
+    """Run the polls (``names``, default all) in one task until ``stop`` is set; the
+    task, or None when there is nothing to poll. Leaving the block sets ``stop``."""
+    poller = hw.poller(store, names=names)
+    if not poller.names:
+        yield None
+        return
+    async with poller:
+        log.info(
+            "polling %s",
+            ", ".join(
+                f"{name} (every {_every(hw.polls[name].min_every, hw.polls[name].max_every)})"
+                for name in poller.names
+            ),
+        )
+        task = asyncio.create_task(poller.run(stop), name="hookwise-poller")
+        task.add_done_callback(_report_poller_end)
+        try:
+            yield task
+        finally:
+            stop.set()
+            done, _ = await asyncio.wait({task}, timeout=POLL_STOP_GRACE)
+            if not done:
+                log.info("poller: a run was still going after %ss; cancelling it", POLL_STOP_GRACE)
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+def _every(low: float, high: float) -> str:
+    if low == high:
+        return format_duration(low)
+    return f"{format_duration(low)} to {format_duration(high)}"
+
+
+def _report_poller_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the poller stopped: %s; polls do not run until restart", task.exception())
+
+
 def _configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(),
@@ -202,16 +257,17 @@ def serve(
     port: int,
     worker: bool = True,
     workers: int = 1,
+    poll: bool = True,
     log_level: str = "info",
 ) -> None:
-    """Run the receiver (and, unless ``worker=False``, ``workers`` worker loops) until
-    SIGTERM/SIGINT. Blocks."""
+    """Run the receiver, the polls (unless ``poll=False``) and, unless ``worker=False``,
+    ``workers`` worker loops until SIGTERM/SIGINT. Blocks."""
     _configure_logging(log_level)
     previous = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL)
     try:
         with _new_loop_runner() as runner:
-            runner.run(_serve(hw, host, port, worker, workers, log_level))
+            runner.run(_serve(hw, host, port, worker, workers, poll, log_level))
     finally:
         sys.setswitchinterval(previous)
 
@@ -222,6 +278,7 @@ async def _serve(
     port: int,
     with_worker: bool,
     workers: int,
+    with_polls: bool,
     log_level: str,
 ) -> None:
     import uvicorn
@@ -256,9 +313,12 @@ async def _serve(
             server.should_exit = True
 
         with _signals(loop, on_signal):
-            worker_tasks = [asyncio.create_task(w.run(stop)) for w in runners]
-            serving = asyncio.create_task(server.serve())
-            async with _retention(hw, store) if runners else contextlib.nullcontext():
+            async with (
+                _polling(hw, store, stop) if with_polls else contextlib.nullcontext(),
+                _retention(hw, store) if runners else contextlib.nullcontext(),
+            ):
+                worker_tasks = [asyncio.create_task(w.run(stop)) for w in runners]
+                serving = asyncio.create_task(server.serve())
                 try:
                     await serving
                 finally:
@@ -291,3 +351,24 @@ async def _run_worker(hw: Hookwise, concurrency: int | None) -> None:
             async with _retention(hw, store):
                 await worker.run(stop)
     log.info("worker stopped")
+
+
+def run_polls(hw: Hookwise, *, names: Sequence[str] | None = None, log_level: str = "info") -> None:
+    """Run the polls (``names``, default all) until SIGTERM/SIGINT, with no receiver and
+    no worker: their events wait in the store for a worker. Blocks."""
+    _configure_logging(log_level)
+    with _new_loop_runner() as runner:
+        runner.run(_run_polls(hw, names))
+
+
+async def _run_polls(hw: Hookwise, names: Sequence[str] | None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    async with hw.open_store() as store:
+        with _signals(loop, stop.set):
+            async with _polling(hw, store, stop, names) as task:
+                if task is not None:
+                    stopping = asyncio.create_task(stop.wait())
+                    await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                    stopping.cancel()
+    log.info("polling stopped")

@@ -11,6 +11,7 @@ from typing import Any, cast
 import httpx
 import pytest
 
+from hookwise.clock import FrozenClock
 from hookwise.handlers import HandlerRegistry, HandlerSpec
 from hookwise.poller.runner import Poller
 from hookwise.poller.settings import PollSettings, parse_poll
@@ -116,7 +117,22 @@ async def test_an_unchanged_collection_costs_only_304s(
     assert state is not None and state.etag is not None
     assert state.stats["not_modified"] == 3 and state.stats["requests"] == 5
     assert state.stats["last_status"] == 304
-    assert state.stats["latency_bound"] == 1.0
+    # from the run's request to the next run: the 1 s interval plus the run's own time
+    assert 1.0 <= cast(float, state.stats["latency_bound"]) < 1.5
+
+
+async def test_the_latency_bound_counts_a_wait_the_host_imposes(
+    store: Store, api: ItemsAPI, client: httpx.AsyncClient
+) -> None:
+    api.put("a")
+    api.throttle(1, retry_after=600)  # longer than a run waits in place
+    run = await Poller(store, handlers(), [poll(api)], client=client).run_once("items")
+    assert run.status == "error" and run.error is not None and "600s" in run.error
+    state = await store.get_poll_state("items")
+    assert state is not None and state.next_due_at is not None
+    assert state.next_due_at >= state.updated_at + 598
+    # the interval is 1 s, but a change now waits for the host's 600 s
+    assert cast(float, state.stats["latency_bound"]) >= 598
 
 
 async def test_a_crash_between_append_and_index_update_re_emits_nothing_twice(
@@ -274,3 +290,33 @@ async def test_run_keeps_polling_until_stopped(
     assert api.not_modified >= 2
     state = await store.get_poll_state("items")
     assert state is not None and state.next_due_at is not None and state.interval == 0.2
+
+
+async def test_run_waits_between_runs_with_the_given_sleep(
+    store: Store, api: ItemsAPI, client: httpx.AsyncClient
+) -> None:
+    api.put("a")
+    clock = FrozenClock(1_800_000_000.0)
+    stop = asyncio.Event()
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # simulated time: no real waiting
+        slept.append(seconds)
+        clock.advance(seconds)
+        if len(slept) >= 5:
+            stop.set()
+        await asyncio.sleep(0)
+
+    settings = parse_poll("items", {"url": f"{api.url}/items", "every": "10m"})
+    poller = Poller(store, handlers(), [settings], client=client, clock=clock, sleep=sleep)
+    started = time.monotonic()
+    await asyncio.wait_for(poller.run(stop), timeout=10)
+    assert time.monotonic() - started < 5
+    # five 60 s slices of simulated time; a run every 600 s of it: the first one at once
+    assert slept == [60.0] * 5
+    assert api.requests == 1
+    clock.advance(600)
+    stop.clear()
+    slept.clear()
+    await asyncio.wait_for(poller.run(stop), timeout=10)
+    assert api.requests == 2 and api.not_modified == 1

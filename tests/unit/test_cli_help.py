@@ -12,9 +12,18 @@ WIDE = {"COLUMNS": "200", "NO_COLOR": "1"}
 
 COMMANDS = {
     "init": ["hookwise.toml", "--force", "--dir"],
-    "serve": ["POST /hooks/{source}", "--host", "--port", "--no-worker", "--workers", "--demo"],
+    "serve": [
+        "POST /hooks/{source}",
+        "--host",
+        "--port",
+        "--no-worker",
+        "--workers",
+        "--no-poll",
+        "--demo",
+    ],
     "worker": ["--concurrency", "lease"],
     "migrate": ["schema"],
+    "poll": ["[polls.NAME]", "no receiver", "--once", "--stats", "NAME"],
     "events list": ["newest first", "--source", "--type", "--status", "--since", "--limit"],
     "events show": ["headers, body, deliveries", "SEQ"],
     "replay": ["again", "--source", "--type", "--since", "--handler", "--yes"],
@@ -29,7 +38,7 @@ COMMANDS = {
     "send": ["Sign sample events", "--secret", "--event", "--body", "--count", "--header"],
     "version": ["version"],
 }
-LISTINGS = ("events list", "events show", "dlq list", "doctor")
+LISTINGS = ("events list", "events show", "dlq list", "doctor", "poll")
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
@@ -58,7 +67,18 @@ def test_groups_list_their_commands(group: str) -> None:
     result = runner.invoke(app, [*group.split(), "--help"], env=WIDE)
     assert result.exit_code == 0, result.output
     expected = {
-        "": ["init", "serve", "worker", "migrate", "events", "replay", "dlq", "doctor", "send"],
+        "": [
+            "init",
+            "serve",
+            "worker",
+            "poll",
+            "migrate",
+            "events",
+            "replay",
+            "dlq",
+            "doctor",
+            "send",
+        ],
         "events": ["list", "show"],
         "dlq": ["list", "retry"],
     }[group]

@@ -738,3 +738,221 @@ def test_every_toml_snippet_of_the_ordering_docs_is_valid_config() -> None:
         settings = parse_config(tomllib.loads(snippet), file="docs/ordering.md", env=env)
         assert settings.warnings == (), snippet
         assert all(s.ordering != "none" for s in settings.sources.values()), snippet
+
+
+# -- polls --------------------------------------------------------------------------------
+
+POLL = """
+[polls.issues]
+url = "https://api.example.com/issues"
+every = "2m"
+items = "data"
+headers = { Authorization = "env:API_TOKEN" }
+"""
+
+
+def test_polls_are_read_in_order_with_env_headers_resolved(tmp_path: Path) -> None:
+    settings = load(
+        tmp_path,
+        POLL
+        + """
+        [polls.orders]
+        url = "https://api.example.com/orders"
+        min_every = "10s"
+        max_every = "10m"
+        source = "shop"
+        """,
+        API_TOKEN="Bearer t0ken",
+    )
+    assert list(settings.polls) == ["issues", "orders"]
+    issues = settings.polls["issues"]
+    assert (issues.url, issues.min_every, issues.max_every, issues.items) == (
+        "https://api.example.com/issues",
+        120.0,
+        120.0,
+        "data",
+    )
+    assert issues.headers == (("Authorization", "Bearer t0ken"),)
+    assert issues.source == "issues"
+    orders = settings.polls["orders"]
+    assert (orders.min_every, orders.max_every, orders.source) == (10.0, 600.0, "shop")
+    assert settings.sources == {}
+
+
+def test_without_polls_there_are_none(tmp_path: Path) -> None:
+    assert load(tmp_path, DEMO).polls == {}
+
+
+def test_a_handler_may_subscribe_to_a_poll_s_source(tmp_path: Path) -> None:
+    settings = load(
+        tmp_path,
+        POLL
+        + """
+        [polls.orders]
+        url = "https://api.example.com/orders"
+        source = "shop"
+
+        [[handlers]]
+        call = "app:on_issue"
+        source = "issues"
+        events = ["created", "updated"]
+
+        [[handlers]]
+        call = "app:on_order"
+        source = "shop"
+        """,
+        API_TOKEN="t",
+    )
+    assert [(h.name, h.source) for h in settings.handlers] == [
+        ("on_issue", "issues"),
+        ("on_order", "shop"),
+    ]
+
+
+def test_a_handler_of_an_unknown_source_is_told_about_the_polls_sources(tmp_path: Path) -> None:
+    error = config_error(
+        tmp_path,
+        POLL + '\n[[handlers]]\ncall = "app:f"\nsource = "isues"\n',
+        API_TOKEN="t",
+    )
+    assert error.key == "handlers.f.source"
+    assert error.fix == "did you mean 'issues'?"
+    unrelated = config_error(
+        tmp_path,
+        POLL + '\n[[handlers]]\ncall = "app:f"\nsource = "zzz"\n',
+        API_TOKEN="t",
+    )
+    assert "issues" in (unrelated.fix or "") and "polls" in (unrelated.fix or "")
+
+
+def test_backfill_points_the_poll_at_the_source(tmp_path: Path) -> None:
+    settings = load(
+        tmp_path,
+        DEMO + 'backfill = "issues"\n' + POLL + '\n[[handlers]]\ncall = "app:f"\nsource = "demo"\n',
+        API_TOKEN="t",
+    )
+    assert settings.sources["demo"].backfill == "issues"
+    assert settings.polls["issues"].source == "demo"
+    assert settings.polls["issues"].name == "issues"
+    assert settings.polls["issues"].headers == (("Authorization", "t"),)
+
+
+def test_backfill_accepts_a_poll_that_already_names_the_source(tmp_path: Path) -> None:
+    settings = load(
+        tmp_path, DEMO + 'backfill = "issues"\n' + POLL + 'source = "demo"\n', API_TOKEN="t"
+    )
+    assert settings.polls["issues"].source == "demo"
+
+
+def test_a_poll_may_feed_a_webhook_source_without_backfill(tmp_path: Path) -> None:
+    settings = load(tmp_path, DEMO + POLL + 'source = "demo"\n', API_TOKEN="t")
+    assert settings.polls["issues"].source == "demo"
+    assert settings.sources["demo"].backfill is None
+
+
+def test_backfill_of_an_unknown_poll_suggests_the_known_ones(tmp_path: Path) -> None:
+    error = config_error(tmp_path, DEMO + 'backfill = "isues"\n' + POLL, API_TOKEN="t")
+    assert error.key == "sources.demo.backfill"
+    assert "no poll named 'isues'" in error.problem
+    assert error.fix == "did you mean 'issues'?"
+    far = config_error(tmp_path, DEMO + 'backfill = "zzz"\n' + POLL, API_TOKEN="t")
+    assert far.fix == "configured polls: issues"
+
+
+def test_backfill_without_any_poll_says_how_to_add_one(tmp_path: Path) -> None:
+    error = config_error(tmp_path, DEMO + 'backfill = "events"\n')
+    assert error.key == "sources.demo.backfill"
+    assert "[polls.events]" in (error.fix or "")
+
+
+def test_backfill_of_a_poll_that_names_another_source_is_an_error(tmp_path: Path) -> None:
+    error = config_error(
+        tmp_path, DEMO + 'backfill = "issues"\n' + POLL + 'source = "tracker"\n', API_TOKEN="t"
+    )
+    assert error.key == "polls.issues.source"
+    assert "'tracker'" in error.problem and "[sources.demo] backfill" in error.problem
+    assert "remove source from [polls.issues]" in (error.fix or "")
+
+
+def test_two_sources_can_t_backfill_from_one_poll(tmp_path: Path) -> None:
+    error = config_error(
+        tmp_path,
+        DEMO
+        + 'backfill = "issues"\n'
+        + '[sources.other]\nprovider = "standard"\nsecrets = ["env:DEMO_SECRET"]\n'
+        + 'backfill = "issues"\n'
+        + POLL,
+        API_TOKEN="t",
+    )
+    assert error.key == "sources.other.backfill"
+    assert "already backfills source 'demo'" in error.problem
+
+
+def test_backfill_must_be_a_poll_name(tmp_path: Path) -> None:
+    error = config_error(tmp_path, DEMO + "backfill = 3\n")
+    assert error.key == "sources.demo.backfill"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "problem"),
+    [
+        ("[polls.issues]\nevery = '1m'\n", "polls.issues.url", "needs a url"),
+        (
+            "[polls.issues]\nurl = 'https://a.test/x'\nevry = '1m'\n",
+            "polls.issues.evry",
+            "unknown key",
+        ),
+        ("[polls.issues]\nurl = 'ftp://a.test/x'\n", "polls.issues.url", "not an http(s) URL"),
+        ("[polls.issues]\nurl = 'https://a.test/x'\nevery = 'soon'\n", "polls.issues.every", ""),
+        ("[polls]\nissues = 'https://a.test/x'\n", "polls.issues", "expected a table"),
+        ("polls = 3\n", "polls", "expected a table"),
+        ("[polls.'has space']\nurl = 'https://a.test/x'\n", "polls.has space", "characters"),
+        (
+            "[polls.issues]\nurl = 'https://a.test/x'\nheaders = { Authorization = 'env:NOPE' }\n",
+            "polls.issues.headers.Authorization",
+            "NOPE is not set",
+        ),
+    ],
+)
+def test_each_poll_mistake_names_file_key_and_fix(
+    tmp_path: Path, text: str, key: str, problem: str
+) -> None:
+    error = config_error(tmp_path, text)
+    assert error.key == key
+    assert problem in error.problem
+
+
+def test_a_misspelled_polls_section_is_suggested(tmp_path: Path) -> None:
+    error = config_error(tmp_path, "[pols.issues]\nurl = 'https://a.test/x'\n")
+    assert error.key == "pols"
+    assert error.fix == "did you mean 'polls'?"
+
+
+def test_a_poll_emitting_webhook_deliveries_needs_a_webhook_source(tmp_path: Path) -> None:
+    error = config_error(
+        tmp_path,
+        "[polls.stripe-backfill]\npreset = 'stripe-events'\nsource = 'stripe'\n",
+    )
+    assert error.key == "polls.stripe-backfill.source"
+    assert 'emit = "events"' in error.problem
+    settings = load(
+        tmp_path,
+        DEMO
+        + 'backfill = "stripe-backfill"\n'
+        + "[polls.stripe-backfill]\npreset = 'stripe-events'\n",
+    )
+    assert settings.polls["stripe-backfill"].source == "demo"
+
+
+def test_every_toml_snippet_of_the_configuration_docs_is_valid_config() -> None:
+    import re
+    import tomllib
+
+    from hookwise.config import parse_config
+
+    text = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text("utf-8")
+    snippets = re.findall(r"```toml\n(.*?)```", text, re.DOTALL)
+    assert snippets
+    for snippet in snippets:
+        settings = parse_config(tomllib.loads(snippet), env={"GITHUB_TOKEN": "t"})
+        assert settings.polls or settings.sources

@@ -63,7 +63,16 @@ from .pages import (
     query_param,
     with_query_param,
 )
-from .settings import DEFAULT_EVERY, DEFAULT_TIMEOUT, POLL_KEYS, PollSettings, parse_poll
+from .settings import (
+    DEFAULT_EVERY,
+    DEFAULT_TIMEOUT,
+    DETAIL_URL_FIELDS,
+    POLL_KEYS,
+    POLL_PRESETS,
+    EmitMode,
+    PollSettings,
+    parse_poll,
+)
 
 __all__ = [
     "DEFAULT_EVERY",
@@ -73,14 +82,17 @@ __all__ = [
     "DEFAULT_SLOW_FACTOR",
     "DEFAULT_THROTTLE_WAIT",
     "DEFAULT_TIMEOUT",
+    "DETAIL_URL_FIELDS",
     "LAST_ITEM_PREFIX",
     "MAX_DEDUP_KEY_LENGTH",
     "MAX_RETRY_AFTER",
     "POLL_KEYS",
+    "POLL_PRESETS",
     "AdaptiveInterval",
     "Change",
     "ChangeKind",
     "ETag",
+    "EmitMode",
     "HeadersInput",
     "HostBudget",
     "PageKind",

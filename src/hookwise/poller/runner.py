@@ -13,25 +13,36 @@ duplicates, so nothing is missed and nothing is delivered twice.
 Requests to one host share a :class:`~hookwise.poller.manners.HostBudget`: quota
 headers, ``Retry-After`` and ``min_gap`` hold back every poll on that host. A failing
 poll records its error in its state and backs off; it never stops the others.
+
+A poll with ``emit = "events"`` reconciles a webhook source with the provider's own
+list of its deliveries (Stripe's ``/v1/events``, GitHub's webhook deliveries): each
+listed delivery not seen before is described by the source exactly as the receiver
+describes a pushed one, so it gets the webhook's own dedup key, and the store keeps
+one of the two copies. Whatever the webhooks missed, the poll brings; nothing runs
+twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Final, Literal, Self
+from urllib.parse import urlsplit
 
 import httpx
 
 from ..clock import Clock, system_clock
+from ..errors import ConfigError
 from ..events import NewEvent
 from ..handlers import HandlerRegistry
+from ..headers import Redactor
 from .changes import Change, PollShapeError, detect, extract_items, get_path, item_id, item_version
 from .conditional import (
     Validators,
@@ -45,6 +56,7 @@ from .pages import first_page_url, next_page_step, with_query_param
 from .settings import PollSettings
 
 if TYPE_CHECKING:
+    from ..providers import Source
     from ..store import PollState, Store
 
 __all__ = [
@@ -80,7 +92,19 @@ _COUNTERS = (
     "updated",
     "deleted",
     "errors",
+    "emitted",
+    "backfilled",
+    "skipped_delivered",
+    "detail_requests",
 )
+
+_EMITTED: Final = "emitted"
+"""The version every id has in the index of a poll that emits events: listed once, done."""
+
+_NOT_FOUND: Final = object()
+
+_DROPPED_HEADERS = frozenset({"content-length", "transfer-encoding"})
+"""Original headers not kept: they describe the pushed bytes, not the pulled ones."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +117,9 @@ class PollRun:
 
     ``bytes`` counts response bodies; ``waited`` is the seconds spent waiting for the
     host's rate limit; ``changes`` are the changes found (their events appended);
-    ``error`` is the one-line reason of a failed run.
+    ``error`` is the one-line reason of a failed run. A poll that emits events has no
+    changes: ``emitted`` counts the deliveries it appended, ``backfilled`` those of
+    them the store did not hold yet (the ones the webhooks missed).
     """
 
     name: str
@@ -104,6 +130,8 @@ class PollRun:
     changes: list[Change] = field(default_factory=list)
     waited: float = 0.0
     error: str | None = None
+    emitted: int = 0
+    backfilled: int = 0
 
 
 class PollFailed(Exception):
@@ -124,6 +152,11 @@ class _Tally:
     rate_limit_waits: int = 0
     waited: float = 0.0
     last_status: int | None = None
+    started: float | None = None
+    emitted: int = 0
+    backfilled: int = 0
+    skipped_delivered: int = 0
+    detail_requests: int = 0
 
 
 @dataclass(slots=True)
@@ -146,7 +179,9 @@ class Poller:
     Without ``client`` the poller opens its own ``httpx.AsyncClient`` on entering and
     closes it on leaving; a given client is used as is and left open. ``clock`` tells
     the time stored in states and events; ``rand`` draws the jitter of error backoff;
-    ``sleep`` waits (for rate limits and between runs).
+    ``sleep`` waits (for rate limits and between runs). ``sources`` are the webhook
+    sources (``Hookwise.sources``): a poll that emits events needs its ``source``
+    among them, or the poller can't be built (:class:`~hookwise.errors.ConfigError`).
     """
 
     def __init__(
@@ -159,12 +194,24 @@ class Poller:
         clock: Clock = system_clock,
         rand: Callable[[], float] = random.random,
         sleep: Sleep = asyncio.sleep,
+        sources: Mapping[str, Source] | None = None,
     ) -> None:
         self._polls: dict[str, PollSettings] = {}
+        self._sources: dict[str, Source] = dict(sources or {})
         for settings in polls:
             if settings.name in self._polls:
                 raise ValueError(f"two polls are named {settings.name!r}; give each a unique name")
+            if settings.emit == "events" and settings.source not in self._sources:
+                known = ", ".join(sorted(self._sources)) or "none configured"
+                raise ConfigError(
+                    f"poll {settings.name!r} emits events of source {settings.source!r}, which "
+                    "is not a configured webhook source",
+                    key=f"polls.{settings.name}.source",
+                    fix=f"add [sources.{settings.source}], or set source = the webhook source "
+                    f"whose deliveries the poll lists (sources: {known})",
+                )
             self._polls[settings.name] = settings
+        self._redactors: dict[str, Redactor] = {}
         self._store = store
         self._handlers = handlers
         self._client = client
@@ -228,10 +275,7 @@ class Poller:
             name = min(self._polls, key=lambda poll: self._due.get(poll, 0.0))
             due = self._due.get(name, 0.0)
             if due > now:
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=min(due - now, 60.0))
-                except TimeoutError:
-                    pass
+                await self._pause(stop, min(due - now, 60.0))
                 continue
             try:
                 await self.run_once(name)
@@ -240,6 +284,21 @@ class Poller:
                 self._due[name] = self._clock.now() + settings.min_every
                 log.error("poll %s: run failed and could not be recorded: %s", name, exc)
 
+    async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
+        """Wait ``seconds`` with the poller's ``sleep``, or less if ``stop`` is set."""
+        if self._sleep is asyncio.sleep:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=seconds)
+            return
+        sleeping = asyncio.ensure_future(self._sleep(seconds))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({sleeping, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeping, stopping):
+                task.cancel()
+            await asyncio.gather(sleeping, stopping, return_exceptions=True)
+
     # -- one run ---------------------------------------------------------------------------
 
     async def run_once(self, name: str) -> PollRun:
@@ -247,7 +306,8 @@ class Poller:
 
         Errors of the API (HTTP errors, timeouts, responses of the wrong shape) are
         recorded in the poll's state and returned as ``status="error"``; an error of
-        the store propagates.
+        the store propagates. A poll that emits events appends the listed deliveries
+        it had not seen before, oldest first.
         """
         settings = self._polls.get(name)
         if settings is None:
@@ -275,6 +335,8 @@ class Poller:
             self._due[name] = new_state.next_due_at or now
             return self._result(settings, "unchanged", tally, [])
 
+        if settings.emit == "events":
+            return await self._reconcile(client, settings, state, interval, tally, listing, now)
         index = await self._store.poll_index(name)
         complete = listing.complete and settings.deletions and not settings.incremental
         changes = detect(index, listing.seen, complete=complete)
@@ -303,6 +365,187 @@ class Poller:
         )
         self._due[name] = new_state.next_due_at or now
         return self._result(settings, "changed" if changes else "unchanged", tally, changes)
+
+    async def _reconcile(
+        self,
+        client: httpx.AsyncClient,
+        settings: PollSettings,
+        state: PollState,
+        interval: AdaptiveInterval,
+        tally: _Tally,
+        listing: _Listing,
+        now: float,
+    ) -> PollRun:
+        """Append each listed delivery the index does not hold, then save the index.
+
+        Listings are newest first (as Stripe's and GitHub's are), so deliveries are
+        appended oldest first. The index keeps the ids appended; an id that a complete
+        listing no longer shows is forgotten, as the provider has forgotten it (or, with
+        Stripe's ``delivery_success=false``, delivered it). A crash before the index is
+        saved appends the same dedup keys again, which the store drops. A failure half
+        way (the API failing, a detail of the wrong shape) keeps the ids already
+        appended and records the error.
+        """
+        source = self._sources[settings.source]
+        index = await self._store.poll_index(settings.name)
+        listed: dict[str, Any] = {}
+        for id_, _, item in listing.seen:
+            listed.setdefault(id_, item)
+        appended: list[str] = []
+        try:
+            for id_, item in reversed(listed.items()):
+                if id_ in index:
+                    continue
+                if _delivered(item, settings.skip_delivered):
+                    tally.skipped_delivered += 1
+                    continue
+                event = await self._delivery(
+                    client, settings, source, id_, item, interval, tally, now
+                )
+                result = await self._store.append(
+                    event, self._handlers.route(source.name, event.type), ordering=source.ordering
+                )
+                appended.append(id_)
+                tally.emitted += 1
+                if not result.duplicate:
+                    tally.backfilled += 1
+        except (httpx.HTTPError, PollFailed, PollShapeError) as exc:
+            if appended:
+                await self._store.update_poll_index(
+                    settings.name, upsert=dict.fromkeys(appended, _EMITTED), delete=()
+                )
+            return await self._failed(settings, state, interval, tally, _describe(exc, settings))
+
+        interval.observe(changed=bool(appended))
+        forget: list[str] = []
+        if listing.complete and not settings.incremental:
+            forget = [id_ for id_ in index if id_ not in listed]
+        cursor = _since_cursor(settings, state.cursor, listing.seen)
+        new_state = self._state(settings, state, interval, tally, [], now, cursor)
+        new_state = _with_validators(new_state, listing.validators)
+        await self._store.update_poll_index(
+            settings.name,
+            upsert=dict.fromkeys(appended, _EMITTED),
+            delete=forget,
+            state=new_state,
+        )
+        self._due[settings.name] = new_state.next_due_at or now
+        return self._result(settings, "changed" if appended else "unchanged", tally, [])
+
+    async def _delivery(
+        self,
+        client: httpx.AsyncClient,
+        settings: PollSettings,
+        source: Source,
+        id_: str,
+        item: Any,
+        interval: AdaptiveInterval,
+        tally: _Tally,
+        now: float,
+    ) -> NewEvent:
+        """The listed delivery ``item`` as the receiver would have stored it.
+
+        The body is the JSON of the payload (compact); its bytes differ from the pushed
+        copy's, its JSON does not (a payload given as a string is used as it is). The
+        original headers are kept (redacted as the receiver redacts them), except the
+        ones that describe the pushed bytes; a signature among them covers those bytes,
+        not these. Nothing is verified: the delivery came from the provider's API, asked
+        with the poll's credentials.
+        """
+        document = item
+        detail_url = settings.item_detail_url(id_)
+        if detail_url is not None and (
+            not settings.body or get_path(item, settings.body, default=_NOT_FOUND) is _NOT_FOUND
+        ):
+            document = await self._detail(client, settings, detail_url, id_, interval, tally)
+        try:
+            payload = get_path(document, settings.body)
+            raw_headers: Any = {}
+            if settings.request_headers:
+                raw_headers = get_path(document, settings.request_headers, default={})
+        except PollShapeError as exc:
+            raise PollShapeError(f"delivery {id_}: {exc}") from None
+        if not isinstance(raw_headers, Mapping):
+            raise PollShapeError(
+                f"delivery {id_}: request_headers {settings.request_headers!r} holds "
+                f"{type(raw_headers).__name__}, not an object of headers; check the path"
+            )
+        body = _payload_bytes(payload)
+        headers = _original_headers(raw_headers)
+        described = source.describe(body, headers, now)
+        self._check_dedup_key(settings, source, id_, body, described.dedup_key)
+        return NewEvent(
+            source.name,
+            described.dedup_key,
+            described.type,
+            body,
+            self._redactor(source)(headers),
+            described.ordering_key,
+            described.occurred_at,
+            now,
+            "pull",
+        )
+
+    async def _detail(
+        self,
+        client: httpx.AsyncClient,
+        settings: PollSettings,
+        url: str,
+        id_: str,
+        interval: AdaptiveInterval,
+        tally: _Tally,
+    ) -> Any:
+        """The JSON document at ``url``: the detail of the delivery ``id_``."""
+        tally.detail_requests += 1
+        host = urlsplit(url).netloc.lower()
+        response = await self._get(
+            client, settings, url, dict(settings.headers), interval, tally, host=host
+        )
+        if not 200 <= response.status_code < 300:
+            hint = (
+                "check the poll's credentials in headers"
+                if response.status_code in (401, 403)
+                else "check detail_url (the item's id goes in {id})"
+                if response.status_code in (404, 410)
+                else "the poll backs off and tries again"
+            )
+            raise PollFailed(
+                f"GET {url} (the detail of delivery {id_}) answered HTTP "
+                f"{response.status_code}; {hint}",
+                status=response.status_code,
+            )
+        try:
+            return response.json()
+        except ValueError:
+            raise PollFailed(
+                f"GET {url} (the detail of delivery {id_}) answered a body that is not JSON; "
+                "check detail_url"
+            ) from None
+
+    @staticmethod
+    def _check_dedup_key(
+        settings: PollSettings, source: Source, id_: str, body: bytes, key: str
+    ) -> None:
+        """Refuse a delivery whose dedup key is its body's digest: the pushed copy's bytes
+        differ, so the two would never be told to be one and a handler would run twice."""
+        from ..providers._base import body_digest
+
+        if key == body_digest(body):
+            raise PollFailed(
+                f"delivery {id_}: source {source.name!r} found no delivery id in it (its "
+                "dedup key fell back to a digest of the body, and the pushed copy's bytes "
+                "differ), so it can't be matched with the webhook's copy; point body "
+                f"({settings.body!r}) and request_headers ({settings.request_headers!r}) at "
+                "the original delivery's body and headers"
+            )
+
+    def _redactor(self, source: Source) -> Redactor:
+        redact = self._redactors.get(source.name)
+        if redact is None:
+            redact = self._redactors[source.name] = Redactor(
+                secret_values=source.secret_values, secret_headers=source.secret_headers
+            )
+        return redact
 
     async def _fetch(
         self,
@@ -370,9 +613,13 @@ class Poller:
         headers: dict[str, str],
         interval: AdaptiveInterval,
         tally: _Tally,
+        *,
+        host: str | None = None,
     ) -> httpx.Response:
-        """GET ``url`` when the host's budget allows it, asking again after a throttle."""
-        budget = self.budget(settings.host)
+        """GET ``url`` when the budget of ``host`` (the poll's, by default) allows it,
+        asking again after a throttle."""
+        host = host or settings.host
+        budget = self.budget(host)
         attempt = 0
         while True:
             now = self._clock.now()
@@ -381,13 +628,16 @@ class Poller:
                 wait = earliest - now
                 if wait > MAX_REQUEST_WAIT:
                     raise PollFailed(
-                        f"{settings.host} asks to wait {wait:.0f}s ({budget.wait_reason(now)}); "
+                        f"{host} asks to wait {wait:.0f}s ({budget.wait_reason(now)}); "
                         "the poll resumes by itself once the host allows it"
                     )
                 tally.rate_limit_waits += 1
                 tally.waited += wait
                 await self._sleep(wait)
-            budget.sent(self._clock.now())
+            sent_at = self._clock.now()
+            budget.sent(sent_at)
+            if tally.started is None:
+                tally.started = sent_at
             tally.requests += 1
             response = await client.get(url, headers=headers, timeout=settings.timeout)
             tally.bytes += len(response.content)
@@ -439,8 +689,8 @@ class Poller:
         from ..store import PollState
 
         stats = _add_stats(state, tally, changes, errors=0)
-        stats["latency_bound"] = interval.detection_latency_bound
         next_due = max(now + interval.current, self.budget(settings.host).earliest(now))
+        stats["latency_bound"] = _latency_bound(tally, next_due, now)
         return PollState(
             name=settings.name,
             etag=state.etag,
@@ -474,7 +724,7 @@ class Poller:
             now + max(pause, settings.min_every), self.budget(settings.host).earliest(now)
         )
         stats = _add_stats(state, tally, [], errors=1)
-        stats["latency_bound"] = interval.detection_latency_bound
+        stats["latency_bound"] = _latency_bound(tally, next_due, now)
         new_state = PollState(
             name=settings.name,
             etag=state.etag,
@@ -511,7 +761,17 @@ class Poller:
             changes=changes,
             waited=tally.waited,
             error=error,
+            emitted=tally.emitted,
+            backfilled=tally.backfilled,
         )
+
+
+def _latency_bound(tally: _Tally, next_due: float, now: float) -> float:
+    """The longest a change can wait to be seen: from this run's first request (a change
+    just after it is missed by this run) to the next run, which the interval, the host's
+    rate limit or an error backoff may put off."""
+    started = tally.started if tally.started is not None else now
+    return max(next_due - started, 0.0)
 
 
 def _add_stats(
@@ -528,6 +788,10 @@ def _add_stats(
         "updated": sum(1 for c in changes if c.kind == "updated"),
         "deleted": sum(1 for c in changes if c.kind == "deleted"),
         "errors": errors,
+        "emitted": tally.emitted,
+        "backfilled": tally.backfilled,
+        "skipped_delivered": tally.skipped_delivered,
+        "detail_requests": tally.detail_requests,
     }
     for key in _COUNTERS:
         before = stats.get(key)
@@ -548,6 +812,37 @@ def _with_validators(state: PollState, validators: Validators) -> PollState:
 def _body(change: Change) -> bytes:
     item = change.item if change.kind != "deleted" else {"id": change.id}
     return json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _delivered(item: Any, path: str | None) -> bool:
+    """Whether the HTTP status at ``path`` in ``item`` says the receiver took it (2xx)."""
+    if path is None:
+        return False
+    status = get_path(item, path, default=None)
+    if isinstance(status, str) and status.strip().isdigit():
+        status = int(status)
+    return isinstance(status, int) and not isinstance(status, bool) and 200 <= status < 300
+
+
+def _payload_bytes(payload: Any) -> bytes:
+    if isinstance(payload, str):
+        return payload.encode("utf-8")
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _original_headers(raw: Mapping[Any, Any]) -> dict[str, str]:
+    """A delivery's recorded headers as the receiver sees headers: lowercase names."""
+    headers: dict[str, str] = {}
+    for name, value in raw.items():
+        key = str(name).lower()
+        if value is None or key in _DROPPED_HEADERS:
+            continue
+        if isinstance(value, list):
+            text = ", ".join(str(part) for part in value)
+        else:
+            text = value if isinstance(value, str) else json.dumps(value)
+        headers[key] = text
+    return headers
 
 
 def _since_cursor(

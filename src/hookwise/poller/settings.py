@@ -4,6 +4,17 @@
 >>> settings.min_every, settings.max_every, settings.pages.kind
 (300.0, 300.0, 'link')
 
+A poll either reports changes to a collection (``emit = "changes"``: created, updated,
+deleted) or, with ``emit = "events"``, lists a provider's own webhook deliveries and
+emits each new one as a delivery of its webhook source, with the same dedup key the
+webhook has: whatever the webhooks missed, the poll brings, and nothing runs twice.
+The presets (:data:`POLL_PRESETS`) configure that for Stripe's ``/v1/events`` and
+GitHub's webhook deliveries:
+
+>>> stripe = parse_poll("stripe-backfill", {"preset": "stripe-events", "source": "stripe"})
+>>> stripe.emit, stripe.url
+('events', 'https://api.stripe.com/v1/events?delivery_success=false')
+
 Every mistake is a :class:`~hookwise.errors.ConfigError` that names the key and the fix.
 """
 
@@ -13,8 +24,9 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, get_args
-from urllib.parse import urlsplit
+from string import Formatter
+from typing import Any, Literal, get_args
+from urllib.parse import quote, urlsplit
 
 from ..durations import parse_duration
 from ..errors import ConfigError
@@ -24,10 +36,16 @@ from .pages import DEFAULT_MAX_PAGES, PageKind, PageSpec
 __all__ = [
     "DEFAULT_EVERY",
     "DEFAULT_TIMEOUT",
+    "DETAIL_URL_FIELDS",
     "POLL_KEYS",
+    "POLL_PRESETS",
+    "EmitMode",
     "PollSettings",
     "parse_poll",
 ]
+
+EmitMode = Literal["changes", "events"]
+"""What a poll's items become: changes to a collection, or webhook deliveries."""
 
 DEFAULT_EVERY = 60.0
 """How often a poll runs when neither ``every`` nor ``min_every``/``max_every`` is given."""
@@ -60,8 +78,67 @@ POLL_KEYS = (
     "timeout",
     "reserve",
     "min_gap",
+    "preset",
+    "emit",
+    "body",
+    "request_headers",
+    "detail_url",
+    "skip_delivered",
 )
 """The keys a ``[polls.NAME]`` table may hold."""
+
+DETAIL_URL_FIELDS = ("url", "id")
+"""The placeholders of ``detail_url``: ``{url}`` is the poll's url without its query,
+``{id}`` the item's id."""
+
+_EVENTS_ONLY = ("body", "request_headers", "detail_url", "skip_delivered")
+
+_PRESETS: dict[str, dict[str, Any]] = {
+    # GET /v1/events: {"object": "list", "data": [event, ...], "has_more": bool}, newest
+    # first, paged with starting_after=<last id> and limit (1 to 100). An event object is
+    # what a webhook endpoint receives as its body. delivery_success=false keeps the
+    # events still pending or failed at some endpoint.
+    "stripe-events": {
+        "url": "https://api.stripe.com/v1/events?delivery_success=false",
+        "items": "data",
+        "id": "id",
+        "pages": "cursor",
+        "cursor_field": "last_item:id",
+        "cursor_param": "starting_after",
+        "has_more_field": "has_more",
+        "page_size_param": "limit",
+        "page_size": 100,
+        "emit": "events",
+        "body": "",
+    },
+    # GET .../hooks/HOOK_ID/deliveries: a top-level list of deliveries (id, guid,
+    # delivered_at, redelivery, status, status_code, event, action, ...), newest first,
+    # paged by Link headers with per_page up to 100. GET .../deliveries/ID adds
+    # request.headers (X-GitHub-Delivery = guid, the webhook's dedup key) and
+    # request.payload (the body).
+    "github-deliveries": {
+        "items": "",
+        "id": "id",
+        "pages": "link",
+        "page_size_param": "per_page",
+        "page_size": 100,
+        "emit": "events",
+        "detail_url": "{url}/{id}",
+        "body": "request.payload",
+        "request_headers": "request.headers",
+        "skip_delivered": "status_code",
+        # Without a status filter the listing holds every recent delivery: a busy hook's
+        # runs cost many pages, so the preset polls less often than the default.
+        "every": "5m",
+        "headers": {
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+        },
+    },
+}
+
+POLL_PRESETS: tuple[str, ...] = tuple(_PRESETS)
+"""The names ``preset`` takes: ready-made polls of a provider's webhook deliveries."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +156,21 @@ class PollSettings:
     ``since_field`` is at least the largest value seen so far: cheaper, but such a
     listing can't show deletions. ``source`` is the events' source (default: the
     poll's name); ``deletions=False`` never reports deletions.
+
+    With ``emit="events"`` each item not seen before is one webhook delivery of
+    ``source`` (a configured webhook source), described by that source as the receiver
+    describes a pushed one; ``version`` is not allowed and deletions are off. ``body``
+    is the path to the delivery's JSON body (``""``: the whole item), ``request_headers``
+    the path to an object of its original headers; both are read from the item, or,
+    when the item lacks the body, from the document at ``detail_url`` (a template with
+    ``{url}`` and ``{id}``). With ``skip_delivered``, the path to the HTTP status the
+    delivery got: a 2xx one was received by webhook, so it is neither fetched nor
+    emitted. ``preset`` names the preset these settings came from, if any.
     """
 
     name: str
     url: str
-    headers: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     min_every: float = DEFAULT_EVERY
     max_every: float = DEFAULT_EVERY
     items: str = ""
@@ -97,12 +184,37 @@ class PollSettings:
     timeout: float = DEFAULT_TIMEOUT
     reserve: float = DEFAULT_RESERVE
     min_gap: float = 0.0
+    emit: EmitMode = "changes"
+    body: str = ""
+    request_headers: str | None = None
+    detail_url: str | None = None
+    skip_delivered: str | None = None
+    preset: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ValueError("a poll needs a name")
         if not self.source:
             object.__setattr__(self, "source", self.name)
+        if self.emit not in ("changes", "events"):
+            raise ValueError(
+                f'poll {self.name!r}: emit must be "changes" or "events" (got {self.emit!r})'
+            )
+        if self.emit == "events":
+            if self.version is not None:
+                raise ValueError(
+                    f"poll {self.name!r}: a poll that emits events emits each item once, by "
+                    "its id; remove version"
+                )
+            object.__setattr__(self, "deletions", False)
+            if self.detail_url is not None:
+                problem = _detail_url_problem(self.detail_url)
+                if problem is not None:
+                    raise ValueError(f"poll {self.name!r}: detail_url {problem}")
+        else:
+            for key in _EVENTS_ONLY:
+                if getattr(self, key) not in (None, ""):
+                    raise ValueError(f'poll {self.name!r}: {key} applies only with emit="events"')
         if urlsplit(self.url).scheme not in ("http", "https") or not urlsplit(self.url).netloc:
             raise ValueError(
                 f"poll {self.name!r}: url must be http(s)://host/... (got {self.url!r})"
@@ -127,6 +239,46 @@ class PollSettings:
     def host(self) -> str:
         """The API host (``host:port``) whose rate limit this poll shares with others."""
         return urlsplit(self.url).netloc.lower()
+
+    def item_detail_url(self, item_id: str) -> str | None:
+        """The URL of one item's detail document, or ``None`` without ``detail_url``.
+
+        >>> PollSettings(name="gh", url="https://api.github.com/repos/o/r/hooks/1/deliveries",
+        ...              emit="events", detail_url="{url}/{id}").item_detail_url("42")
+        'https://api.github.com/repos/o/r/hooks/1/deliveries/42'
+        """
+        if self.detail_url is None:
+            return None
+        parts = urlsplit(self.url)
+        base = parts._replace(query="", fragment="").geturl().rstrip("/")
+        return self.detail_url.format(url=base, id=quote(item_id, safe=""))
+
+
+def _detail_url_problem(template: str) -> str | None:
+    """What is wrong with a ``detail_url`` template, or ``None`` when it is usable.
+
+    >>> _detail_url_problem("{url}/{id}") is None
+    True
+    >>> _detail_url_problem("{url}/{delivery}")
+    "has the placeholder {delivery}; use {url} (the poll's url) and {id} (the item's id)"
+    """
+    try:
+        names = [field for _, field, _, _ in Formatter().parse(template) if field is not None]
+    except ValueError as exc:
+        return f'is not a valid template ({exc}); write it like "{{url}}/{{id}}"'
+    for name in names:
+        if name not in DETAIL_URL_FIELDS:
+            return (
+                f"has the placeholder {{{name}}}; use {{url}} (the poll's url) and {{id}} "
+                "(the item's id)"
+            )
+    if "id" not in names:
+        return 'needs {id}, where the item\'s id goes, e.g. "{url}/{id}"'
+    sample = template.format(url="https://api.example.com/items", id="1")
+    parts = urlsplit(sample)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return f"{template!r} does not make an http(s) URL; start it with {{url}} or https://host/"
+    return None
 
 
 _PAGE_KINDS: tuple[str, ...] = get_args(PageKind)
@@ -211,8 +363,20 @@ def parse_poll(
             f"unknown key{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}",
             f"the keys a poll takes are: {', '.join(POLL_KEYS)}",
         )
+    preset = _preset(read)
+    if preset is not None:
+        table = _with_preset(read, preset)
+        read = _Reader(name, table, file)
     url = read.string("url")
     if url is None:
+        if preset == "github-deliveries":
+            raise read.error(
+                "url",
+                "preset github-deliveries needs the url of the webhook's deliveries",
+                'write url = "https://api.github.com/repos/OWNER/REPO/hooks/HOOK_ID/deliveries"'
+                ' (or ".../orgs/ORG/hooks/HOOK_ID/deliveries", or '
+                '"https://api.github.com/app/hook/deliveries" for a GitHub App)',
+            )
         raise read.error("url", "a poll needs a url", 'write url = "https://api.example.com/items"')
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -269,6 +433,7 @@ def parse_poll(
     timeout = read.duration("timeout", DEFAULT_TIMEOUT)
     if timeout <= 0:
         raise read.error("timeout", "the timeout must be longer than zero", 'write timeout = "30s"')
+    emit = _emit(read, preset)
     return PollSettings(
         name=name,
         url=url,
@@ -282,11 +447,95 @@ def parse_poll(
         since_param=since_param,
         since_field=since_field,
         source=read.string("source", name) or name,
-        deletions=read.boolean("deletions", True),
+        deletions=read.boolean("deletions", emit == "changes"),
         timeout=timeout,
         reserve=float(reserve),
         min_gap=read.duration("min_gap", 0.0),
+        emit=emit,
+        body=read.string("body", "", empty=True) or "",
+        request_headers=read.string("request_headers"),
+        detail_url=read.string("detail_url"),
+        skip_delivered=read.string("skip_delivered"),
+        preset=preset,
     )
+
+
+def _preset(read: _Reader) -> str | None:
+    preset = read.table.get("preset")
+    if preset is None:
+        return None
+    if preset not in _PRESETS:
+        raise read.error(
+            "preset",
+            f"unknown preset {preset!r}",
+            f"write preset = one of {', '.join(repr(known) for known in POLL_PRESETS)}, "
+            "or leave it out and give the keys yourself",
+        )
+    if read.table.get("emit", "events") != "events":
+        raise read.error(
+            "emit",
+            f"preset {preset!r} lists webhook deliveries, so it emits events",
+            'remove emit (or write emit = "events"), or leave out the preset',
+        )
+    return str(preset)
+
+
+def _with_preset(read: _Reader, preset: str) -> dict[str, Any]:
+    """The table with the preset's defaults under the keys it does not give itself."""
+    defaults = _PRESETS[preset]
+    merged = {**defaults, **read.table}
+    adaptive = "min_every" in read.table or "max_every" in read.table
+    if adaptive and "every" not in read.table:
+        merged.pop("every", None)
+    given_headers = read.table.get("headers")
+    if "headers" in defaults and isinstance(given_headers, Mapping):
+        given = {str(header).lower() for header in given_headers}
+        merged["headers"] = {
+            **{h: v for h, v in defaults["headers"].items() if h.lower() not in given},
+            **given_headers,
+        }
+    return merged
+
+
+def _emit(read: _Reader, preset: str | None) -> EmitMode:
+    emit = read.table.get("emit", "changes")
+    if emit not in ("changes", "events"):
+        raise read.error(
+            "emit",
+            f'expected "changes" or "events", got {emit!r}',
+            'write emit = "changes" (created/updated/deleted items) or emit = "events" '
+            "(each item is a webhook delivery of the poll's source)",
+        )
+    if emit == "changes":
+        for key in _EVENTS_ONLY:
+            if key in read.table:
+                raise read.error(
+                    key,
+                    f'{key} applies only to polls with emit = "events"',
+                    f'add emit = "events" (the items are webhook deliveries), or remove {key}',
+                )
+        return "changes"
+    what = f"preset {preset!r}" if preset else 'emit = "events"'
+    if "version" in read.table:
+        raise read.error(
+            "version",
+            f"a poll with {what} emits each item once, by its id: there is no version to compare",
+            'remove version, or write emit = "changes" to report changed items',
+        )
+    if read.table.get("deletions") is True:
+        raise read.error(
+            "deletions",
+            f"a poll with {what} emits webhook deliveries, and a delivery is never deleted",
+            "remove deletions",
+        )
+    detail_url = read.string("detail_url")
+    if detail_url is not None:
+        problem = _detail_url_problem(detail_url)
+        if problem is not None:
+            raise read.error(
+                "detail_url", f"detail_url {problem}", 'write detail_url = "{url}/{id}"'
+            )
+    return "events"
 
 
 def _headers(read: _Reader, env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:

@@ -7,7 +7,7 @@ import pytest
 
 from hookwise.errors import ConfigError
 from hookwise.poller import settings as settings_module
-from hookwise.poller.settings import POLL_KEYS, PollSettings, parse_poll
+from hookwise.poller.settings import POLL_KEYS, POLL_PRESETS, PollSettings, parse_poll
 
 URL = "https://api.example.com/v1/items"
 
@@ -130,3 +130,163 @@ def test_env_defaults_to_the_process_environment(monkeypatch: pytest.MonkeyPatch
 def test_docstring_examples_hold() -> None:
     result = doctest.testmod(settings_module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# -- emit = "events": webhook deliveries --------------------------------------------------
+
+
+def test_events_keys_are_read() -> None:
+    settings = parse(
+        emit="events",
+        source="shop",
+        body="delivery.body",
+        request_headers="delivery.headers",
+        detail_url="{url}/{id}/attempt",
+        skip_delivered="last_status",
+    )
+    assert (settings.emit, settings.source, settings.deletions) == ("events", "shop", False)
+    assert (settings.body, settings.request_headers) == ("delivery.body", "delivery.headers")
+    assert (settings.detail_url, settings.skip_delivered) == ("{url}/{id}/attempt", "last_status")
+    assert settings.item_detail_url("d/7") == f"{URL}/d%2F7/attempt"
+    assert settings.preset is None
+
+
+def test_changes_is_the_default_and_keeps_deletions() -> None:
+    settings = parse()
+    assert (settings.emit, settings.body, settings.detail_url) == ("changes", "", None)
+    assert settings.deletions is True and settings.item_detail_url("1") is None
+
+
+def test_stripe_events_preset() -> None:
+    settings = parse_poll("backfill", {"preset": "stripe-events", "source": "stripe"})
+    assert settings.url == "https://api.stripe.com/v1/events?delivery_success=false"
+    assert (settings.emit, settings.source, settings.preset) == (
+        "events",
+        "stripe",
+        "stripe-events",
+    )
+    assert (settings.items, settings.id, settings.body) == ("data", "id", "")
+    assert settings.request_headers is None and settings.detail_url is None
+    spec = settings.pages
+    assert (spec.kind, spec.cursor_field, spec.cursor_param, spec.has_more_field) == (
+        "cursor",
+        "last_item:id",
+        "starting_after",
+        "has_more",
+    )
+    assert (spec.size_param, spec.size) == ("limit", 100)
+    assert settings.deletions is False and settings.min_every == 60.0
+
+
+def test_github_deliveries_preset() -> None:
+    url = "https://api.github.com/repos/octo-org/hello-world/hooks/7/deliveries"
+    settings = parse_poll(
+        "backfill",
+        {
+            "preset": "github-deliveries",
+            "url": url + "?redelivery=false",
+            "source": "github",
+            "headers": {"Authorization": "env:TOKEN"},
+        },
+        env={"TOKEN": "Bearer ghp_x"},
+    )
+    assert (settings.emit, settings.items, settings.id) == ("events", "", "id")
+    assert (settings.body, settings.request_headers) == ("request.payload", "request.headers")
+    assert (settings.detail_url, settings.skip_delivered) == ("{url}/{id}", "status_code")
+    assert (settings.pages.kind, settings.pages.size_param, settings.pages.size) == (
+        "link",
+        "per_page",
+        100,
+    )
+    assert settings.item_detail_url("12345678") == url + "/12345678"
+    assert dict(settings.headers) == {
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": "2022-11-28",
+        "Authorization": "Bearer ghp_x",
+    }
+    assert (settings.min_every, settings.max_every) == (300.0, 300.0)
+
+
+def test_explicit_keys_win_over_a_preset() -> None:
+    settings = parse_poll(
+        "backfill",
+        {
+            "preset": "github-deliveries",
+            "url": "https://ghe.example.com/api/v3/app/hook/deliveries",
+            "page_size": 25,
+            "min_every": "1m",
+            "max_every": "10m",
+            "headers": {"accept": "application/json"},
+            "skip_delivered": "response.status",
+        },
+    )
+    assert settings.pages.size == 25 and settings.skip_delivered == "response.status"
+    assert (settings.min_every, settings.max_every) == (60.0, 600.0)
+    assert dict(settings.headers) == {
+        "X-GitHub-Api-Version": "2022-11-28",
+        "accept": "application/json",
+    }
+    stripe = parse_poll(
+        "backfill", {"preset": "stripe-events", "url": "https://api.stripe.com/v1/events"}
+    )
+    assert stripe.url == "https://api.stripe.com/v1/events" and stripe.emit == "events"
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "words"),
+    [
+        ({"emit": "both"}, "polls.acme.emit", '"changes" or "events"'),
+        ({"body": "payload"}, "polls.acme.body", 'only to polls with emit = "events"'),
+        ({"detail_url": "{url}/{id}"}, "polls.acme.detail_url", "only to polls"),
+        ({"skip_delivered": "status"}, "polls.acme.skip_delivered", "only to polls"),
+        ({"request_headers": "headers"}, "polls.acme.request_headers", "only to polls"),
+        ({"emit": "events", "version": "updated"}, "polls.acme.version", "once, by its id"),
+        ({"emit": "events", "deletions": True}, "polls.acme.deletions", "never deleted"),
+        ({"emit": "events", "detail_url": "{url}/x"}, "polls.acme.detail_url", "needs {id}"),
+        (
+            {"emit": "events", "detail_url": "{url}/{delivery}"},
+            "polls.acme.detail_url",
+            "{delivery}",
+        ),
+        ({"emit": "events", "detail_url": "{url}/{id"}, "polls.acme.detail_url", "not a valid"),
+        ({"emit": "events", "detail_url": "/x/{id}"}, "polls.acme.detail_url", "http(s)"),
+        ({"emit": "events", "body": 5}, "polls.acme.body", "string"),
+        ({"preset": "stripe"}, "polls.acme.preset", "unknown preset"),
+        ({"preset": "stripe-events", "emit": "changes"}, "polls.acme.emit", "emits events"),
+        ({"preset": "stripe-events", "version": "created"}, "polls.acme.version", "once"),
+    ],
+)
+def test_bad_events_input_is_a_config_error_naming_the_key(
+    table: dict[str, Any], key: str, words: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(**table)
+    assert caught.value.key == key
+    assert words in caught.value.problem
+    assert caught.value.fix
+
+
+def test_the_github_preset_needs_a_url() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_poll("backfill", {"preset": "github-deliveries"}, file="hookwise.toml")
+    assert caught.value.key == "polls.backfill.url"
+    assert "github-deliveries" in caught.value.problem
+    assert caught.value.fix is not None and "/hooks/HOOK_ID/deliveries" in caught.value.fix
+
+
+def test_presets_fill_only_known_keys() -> None:
+    assert set(POLL_PRESETS) == {"stripe-events", "github-deliveries"}
+    for name in POLL_PRESETS:
+        assert set(settings_module._PRESETS[name]) <= set(POLL_KEYS)
+
+
+def test_settings_built_in_code_are_checked_too() -> None:
+    with pytest.raises(ValueError, match="remove version"):
+        PollSettings(name="p", url=URL, emit="events", version="updated")
+    with pytest.raises(ValueError, match='detail_url applies only with emit="events"'):
+        PollSettings(name="p", url=URL, detail_url="{url}/{id}")
+    with pytest.raises(ValueError, match=r"needs \{id\}"):
+        PollSettings(name="p", url=URL, emit="events", detail_url="{url}")
+    with pytest.raises(ValueError, match="emit must be"):
+        PollSettings(name="p", url=URL, emit="all")  # type: ignore[arg-type]
+    assert PollSettings(name="p", url=URL, emit="events").deletions is False
