@@ -2014,3 +2014,10 @@ def version() -> None:
     from . import __version__
 
     out.print(f"hookwise {__version__} (Python {sys.version.split()[0]})")
+
+
+# -- advise -------------------------------------------------------------------------------
+
+from .advise.command import ADVISE_HELP, advise_command  # noqa: E402 - registered last
+
+app.command("advise", help=ADVISE_HELP)(advise_command)

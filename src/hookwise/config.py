@@ -660,7 +660,7 @@ class _Parser:
                 'holds a literal secret; prefer "env:NAME" so the secret stays out of the file '
                 "(and out of version control)",
             )
-        if provider != "none" and not value:
+        if provider not in _SECRETLESS_PROVIDERS and not value:
             raise self.error(
                 f"provider {provider!r} needs at least one secret to verify requests",
                 key,
@@ -1006,6 +1006,11 @@ class _ProviderHooks:
                 fix="correct the settings of this source (see the provider's page in the docs)",
             ) from None
         return tuple(self.advise(source)) if self.advise is not None else ()
+
+
+_SECRETLESS_PROVIDERS = frozenset({"none", "paypal"})
+"""Providers that verify without a shared secret: ``none`` checks nothing, PayPal signs
+with its certificate (the source names its ``webhook_id`` instead)."""
 
 
 def _provider_hooks() -> _ProviderHooks:

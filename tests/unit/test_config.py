@@ -231,6 +231,32 @@ def test_a_missing_env_secret_names_the_key_the_variable_and_the_fix(
     assert error.settings.sources["demo"].secrets == ()
 
 
+def test_a_paypal_source_needs_its_webhook_id_and_no_secret(tmp_path: Path) -> None:
+    path = write(tmp_path, '[sources.pp]\nprovider = "paypal"\nwebhook_id = "env:PP_HOOK"\n')
+    settings = load_config(path, env={"PP_HOOK": "9XL90610J3647323C"})
+    assert settings.sources["pp"].secrets == ()
+
+    with_secret = write(
+        tmp_path, '[sources.pp]\nprovider = "paypal"\nsecrets = ["x"]\nwebhook_id = "W"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(with_secret)
+    assert caught.value.key == "sources.pp.secrets" and "webhook_id" in (caught.value.fix or "")
+
+    without_id = write(tmp_path, '[sources.pp]\nprovider = "paypal"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(without_id)
+    assert caught.value.key == "sources.pp.webhook_id"
+
+
+def test_other_providers_still_need_a_secret(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, '[sources.gh]\nprovider = "github"\n'))
+    assert (
+        caught.value.key == "sources.gh.secrets" and "at least one secret" in caught.value.problem
+    )
+
+
 def test_every_missing_secret_is_reported_at_once(tmp_path: Path) -> None:
     path = write(
         tmp_path,
