@@ -35,6 +35,7 @@ from rich.table import Table
 from .config import STORE_URL_ENV, Settings, SourceSettings, StoreSettings, load_config
 from .durations import format_duration, parse_duration
 from .errors import ConfigError, HookwiseError, NotFound
+from .relay.command import relay_app
 
 if TYPE_CHECKING:
     from .app import Hookwise
@@ -115,6 +116,7 @@ rejections_app = typer.Typer(
 app.add_typer(events_app, name="events")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(rejections_app, name="rejections")
+app.add_typer(relay_app, name="relay")
 
 ConfigOption = Annotated[
     Path | None,
