@@ -20,7 +20,7 @@ import secrets as _secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from importlib import resources
@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .config import STORE_URL_ENV, Settings, SourceSettings, StoreSettings, load_config
+from .config import STORE_URL_ENV, Settings, StoreSettings, load_config
 from .durations import format_duration, parse_duration
 from .errors import ConfigError, HookwiseError, NotFound
 from .relay.command import relay_app
@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from .capture import Verdict
     from .poller.runner import PollRun
     from .poller.settings import PollSettings
-    from .providers import Source
+    from .recording import Answer
+    from .starters import Starter
     from .store import (
         AttemptRecord,
         DeliveryRecord,
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
         RejectionRecord,
         Store,
     )
+    from .tail import TailLine
 
 __all__ = ["app", "main"]
 
@@ -132,6 +134,17 @@ JsonOption = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")
 ]
 SourceOption = Annotated[str | None, typer.Option("--source", help="Only this source.")]
+TypeGlobOption = Annotated[
+    str | None, typer.Option("--type", help="Event type glob, e.g. 'invoice.*'.")
+]
+StatusOption = Annotated[
+    DeliveryStatusChoice | None,
+    typer.Option("--status", help="Only events with a delivery in this status."),
+]
+SinceOption = Annotated[
+    str | None,
+    typer.Option("--since", help="A duration ago (10m, 3d) or an ISO-8601 time."),
+]
 
 
 # -- entry point ------------------------------------------------------------------------
@@ -334,12 +347,27 @@ def init(
     ] = Path("."),
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
     config: ConfigOption = None,
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            "--provider",
+            help="Start from a provider's starter (stripe, github, shopify, slack, twilio...; "
+            "an unknown name lists them).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start a project: write a working hookwise.toml and an example handlers.py.
 
     The config has a SQLite store, a "demo" source (Standard Webhooks, secret read from
-    $HOOKWISE_DEMO_SECRET) and one handler. Existing files are kept unless --force.
+    $HOOKWISE_DEMO_SECRET) and one handler. With --provider NAME, the source is
+    configured for that provider instead (its secret read from an environment variable,
+    its ordering key) with handlers for a few of its real event types, stubbed in
+    handlers.py. Existing files are kept unless --force.
     """
+    from .starters import starter
+
+    chosen = starter(provider) if provider is not None else None
     config_path = config if config is not None else directory / "hookwise.toml"
     handlers_path = config_path.parent / "handlers.py"
     existing = [p for p in (config_path, handlers_path) if p.exists()]
@@ -350,6 +378,9 @@ def init(
             fix="pass --force to overwrite, or --dir to write somewhere else",
         )
     config_path.parent.mkdir(parents=True, exist_ok=True)
+    if chosen is not None:
+        _init_starter(chosen, config_path, handlers_path)
+        return
     templates = resources.files("hookwise") / "_templates"
     config_path.write_text((templates / "hookwise.toml.tmpl").read_text("utf-8"), "utf-8")
     handlers_path.write_text((templates / "handlers.py.tmpl").read_text("utf-8"), "utf-8")
@@ -372,6 +403,41 @@ def init(
     )
     out.print("  4. see it stored and handled:")
     out.print("       hookwise events list")
+
+
+def _init_starter(chosen: Starter, config_path: Path, handlers_path: Path) -> None:
+    from .starters import local_secrets, render
+
+    values = local_secrets(chosen)
+    files = render(chosen, secrets=values)
+    config_path.write_text(files.config, "utf-8")
+    handlers_path.write_text(files.handlers, "utf-8")
+    url = f"http://127.0.0.1:8000/hooks/{chosen.source}"
+    out.print(f"[green]wrote[/] {escape(os.fspath(config_path))} ({escape(chosen.title)} source)")
+    out.print(f"[green]wrote[/] {escape(os.fspath(handlers_path))}")
+    out.print()
+    out.print("[bold]Next steps[/]")
+    if config_path.parent.resolve() != Path.cwd().resolve():
+        out.print(f"  cd {escape(os.fspath(config_path.parent))}")
+    out.print(
+        f"  1. export a local secret (made just now; in production, the one {chosen.title} "
+        "gives you):"
+    )
+    for variable, value in values.items():
+        out.print(f"       export {variable}={value}")
+    out.print("  2. start the receiver and a worker:")
+    out.print("       hookwise serve")
+    out.print(
+        f"  3. from another shell with the same exports, send {chosen.title}'s sample events, "
+        "signed:"
+    )
+    out.print(f"       hookwise send {chosen.source} {url} -c {escape(config_path.name)}")
+    out.print("  4. watch them arrive and settle:")
+    out.print("       hookwise tail")
+    out.print(
+        f"  then point {chosen.title} at https://<public host>/hooks/{chosen.source} "
+        "(docs/local-development.md: the relay, or a tunnel)"
+    )
 
 
 # -- serve / worker / migrate ------------------------------------------------------------
@@ -784,17 +850,9 @@ def migrate(config: ConfigOption = None) -> None:
 def events_list(
     config: ConfigOption = None,
     source: SourceOption = None,
-    type_glob: Annotated[
-        str | None, typer.Option("--type", help="Event type glob, e.g. 'invoice.*'.")
-    ] = None,
-    status: Annotated[
-        DeliveryStatusChoice | None,
-        typer.Option("--status", help="Only events with a delivery in this status."),
-    ] = None,
-    since: Annotated[
-        str | None,
-        typer.Option("--since", help="A duration ago (10m, 3d) or an ISO-8601 time."),
-    ] = None,
+    type_glob: TypeGlobOption = None,
+    status: StatusOption = None,
+    since: SinceOption = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 50,
     as_json: JsonOption = False,
 ) -> None:
@@ -972,6 +1030,177 @@ def _group_line(state: OrderingState | None) -> str:
     return f"key state: newest applied {', '.join(parts)} (updated {_iso(state.updated_at)})"
 
 
+@events_app.command("export")
+def events_export(
+    config: ConfigOption = None,
+    source: SourceOption = None,
+    type_glob: TypeGlobOption = None,
+    status: StatusOption = None,
+    since: SinceOption = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            "-n",
+            min=1,
+            help="At most this many, the newest (default: all).",
+            show_default=False,
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Write one .json file per delivery into this directory.",
+            file_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            help="Write one JSON line per delivery into this file (- for stdout).",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Write stored deliveries to recording files, oldest first, to replay or test with.
+
+    Each recording is one delivery: source, provider, dedup key, type, times, the
+    headers as stored (in order; credentials were redacted when stored) and the body
+    byte for byte (text, or base64 when not UTF-8) with its SHA-256, so a body edited by
+    hand is noticed. `hookwise replay --file` sends them again; `hookwise.testing`
+    loads them in tests. The format: docs/local-development.md.
+    """
+    from .recording import as_recorded, collect, write_directory, write_jsonl
+    from .store import EventFilter
+
+    if (out_dir is None) == (file is None):
+        raise typer.BadParameter("give --out DIR (a file per delivery) or --file F.jsonl")
+    settings = _settings_any_secrets(config, quiet=file is not None and str(file) == "-")
+    flt = EventFilter(
+        source=source,
+        type=type_glob,
+        status=status.value if status is not None else None,
+        since=_since(since, time.time()),
+    )
+
+    async def work() -> list[EventRecord]:
+        async with _open(settings) as store:
+            return await collect(store, flt, limit=limit)
+
+    records = [
+        as_recorded(
+            record,
+            provider=_provider_of(settings, record.source),
+            secrets=_secrets_of(settings, record.source),
+        )
+        for record in _run(work)
+    ]
+    if file is not None and str(file) == "-":
+        from .recording import dumps
+
+        for record in records:
+            sys.stdout.write(dumps(record) + "\n")
+        return
+    where = ""
+    if file is not None:
+        write_jsonl(records, file)
+        where = os.fspath(file)
+    elif out_dir is not None:
+        write_directory(records, out_dir)
+        where = os.fspath(out_dir) + os.sep
+    out.print(f"wrote {_plural(len(records), 'recording')} to {escape(where)}")
+    redacted = sorted({name for record in records for name in record.redacted})
+    if redacted:
+        err.print(
+            f"[yellow]note: redacted (never written): {escape(', '.join(redacted))}; "
+            "such recordings verify only re-signed (`hookwise replay --file F --resign`)[/]"
+        )
+
+
+def _settings_any_secrets(config: Path | None, *, quiet: bool = False) -> Settings:
+    """The config, even when some of its secrets' variables are not set."""
+    from .config import MissingSecretError
+
+    try:
+        return _settings(config, quiet=quiet)
+    except MissingSecretError as exc:
+        return exc.settings
+
+
+def _provider_of(settings: Settings, source: str) -> str | None:
+    configured = settings.sources.get(source)
+    return configured.provider if configured is not None else None
+
+
+def _secrets_of(settings: Settings, source: str) -> tuple[str, ...]:
+    configured = settings.sources.get(source)
+    return configured.secrets if configured is not None else ()
+
+
+# -- tail ---------------------------------------------------------------------------------
+
+
+@app.command()
+def tail(
+    config: ConfigOption = None,
+    source: SourceOption = None,
+    type_glob: TypeGlobOption = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Start this long ago (10m, 3d) or at this ISO-8601 time (default: now).",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per line, nothing else.")
+    ] = False,
+    interval: Annotated[
+        float,
+        typer.Option("--interval", min=0.05, help="Seconds between two looks at the store."),
+    ] = 0.5,
+) -> None:
+    """Follow events as they arrive and settle, until Ctrl-C.
+
+    One line per stored event (seq, time, source, type, id, intake), then one per
+    delivery as it settles: done, retry (with the error and when the next attempt is),
+    dead or skipped, with the handler. Reads the store only, so it works beside any
+    number of receivers and workers, on SQLite and PostgreSQL.
+    """
+    from .tail import Tail, line_json, line_text
+
+    settings = _settings_any_secrets(config, quiet=as_json)
+    start = _since(since, time.time())
+
+    def emit(line: TailLine) -> None:
+        if as_json:
+            sys.stdout.write(json.dumps(line_json(line), ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        else:
+            out.print(line_text(line, now=time.time()))
+
+    async def work() -> None:
+        import signal
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        async with _open(settings) as store:
+            following = Tail(store, source=source, type_glob=type_glob, since=start)
+            await following.follow(emit, stop=stop, interval=interval, ready=ready)
+
+    def ready() -> None:
+        if not as_json:
+            err.print(f"hookwise tail: following {escape(settings.store.url)} (Ctrl-C to stop)")
+
+    _run(work)
+
+
 # -- replay -------------------------------------------------------------------------------
 
 
@@ -982,13 +1211,8 @@ def replay(
     ] = None,
     config: ConfigOption = None,
     source: SourceOption = None,
-    type_glob: Annotated[
-        str | None, typer.Option("--type", help="Event type glob, e.g. 'invoice.*'.")
-    ] = None,
-    since: Annotated[
-        str | None,
-        typer.Option("--since", help="A duration ago (10m, 3d) or an ISO-8601 time."),
-    ] = None,
+    type_glob: TypeGlobOption = None,
+    since: SinceOption = None,
     handler: Annotated[
         list[str] | None,
         typer.Option(
@@ -1000,12 +1224,97 @@ def replay(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Replay a filter's events without asking.")
     ] = False,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            "-f",
+            help="Send recorded deliveries (a .jsonl file or an export directory) to a "
+            "receiver over HTTP instead.",
+            show_default=False,
+        ),
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="With --file: where to POST; {source} stands for each recording's source "
+            "(default: http://HOST:PORT/hooks/{source} from the config's \\[server]).",
+            show_default=False,
+        ),
+    ] = None,
+    resign: Annotated[
+        bool,
+        typer.Option(
+            "--resign",
+            help="With --file: replace the recorded signature with a fresh one made with "
+            "the receiving source's secret (-c) or --secret; the delivery id is kept.",
+        ),
+    ] = False,
+    secret: Annotated[
+        str | None,
+        typer.Option(
+            "--secret", help="With --resign: the secret to sign with.", show_default=False
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="With --file: seconds per request.")
+    ] = 10.0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="With --file: print one JSON document, nothing else.")
+    ] = False,
 ) -> None:
-    """Run events through their handlers again: `replay 12 13`, or by filter.
+    """Run stored events through their handlers again, or send recorded deliveries again.
 
-    By filter (--source, --type, --since) it asks for confirmation unless --yes.
-    Deliveries become pending now with a fresh attempt budget; their history is kept.
+    Stored events: `replay 12 13`, or by filter (--source, --type, --since; it asks for
+    confirmation unless --yes). Their deliveries become pending now with a fresh attempt
+    budget, their history kept; a running worker picks them up.
+
+    Recorded deliveries: `replay --file F [--to URL] [--resign]` POSTs each delivery of a
+    recording (`hookwise events export`) to a receiver, with its exact body and headers:
+    as recorded (the receiver must have the same secret, and the signed time must still
+    be within its tolerance), or with --resign signed afresh by the receiving source's
+    secret (from -c, or --secret). The delivery id is kept, so dedup works as in
+    production. Prints one line per request with the answer; exits 1 if any was not 2xx.
     """
+    if file is not None:
+        stored_mode = [
+            flag
+            for flag, given in (
+                ("event numbers", bool(seqs)),
+                ("--source", source is not None),
+                ("--type", type_glob is not None),
+                ("--since", since is not None),
+                ("--handler", bool(handler)),
+                ("--yes", yes),
+            )
+            if given
+        ]
+        if stored_mode:
+            raise typer.BadParameter(
+                f"--file sends recorded deliveries over HTTP; {', '.join(stored_mode)} "
+                "select stored events to run again: give one or the other"
+            )
+        _replay_file(
+            file, config, to=to, resign=resign, secret=secret, timeout=timeout, as_json=as_json
+        )
+        return
+    file_mode = [
+        flag
+        for flag, given in (
+            ("--to", to is not None),
+            ("--resign", resign),
+            ("--secret", secret is not None),
+            ("--json", as_json),
+        )
+        if given
+    ]
+    if file_mode:
+        raise typer.BadParameter(
+            f"{', '.join(file_mode)} {'goes' if len(file_mode) == 1 else 'go'} with --file "
+            "(sending recorded deliveries); "
+            "stored events are replayed by number or filter"
+        )
     by_filter = source is not None or type_glob is not None or since is not None
     if seqs and by_filter:
         raise typer.BadParameter("give event numbers or a filter, not both")
@@ -1074,6 +1383,133 @@ async def _all_events(store: Store, flt: EventFilter) -> list[EventRecord]:
         if len(page) < flt.limit:
             return found
         flt = replace(flt, before_seq=page[-1].seq)
+
+
+def _replay_file(
+    file: Path,
+    config: Path | None,
+    *,
+    to: str | None,
+    resign: bool,
+    secret: str | None,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    import httpx
+
+    from .config import MissingSecretError
+    from .recording import Replayer, load_recording, send_all
+
+    if secret is not None and not resign:
+        raise typer.BadParameter("--secret signs re-signed requests: add --resign")
+    records = load_recording(file)
+    settings: Settings | None = None
+    unset: MissingSecretError | None = None
+    if config is not None or Path("hookwise.toml").exists():
+        try:
+            settings = load_config(config)
+        except MissingSecretError as exc:
+            settings, unset = exc.settings, exc
+        if not as_json:
+            _warn(settings)
+    if to is None:
+        if settings is None:
+            raise ConfigError(
+                "no receiver to send to: no --to, and no config to take [server] from",
+                fix="pass --to http://HOST:PORT/hooks/{source}, or -c FILE",
+            )
+        host = settings.server.host
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+        to = f"http://{shown}:{settings.server.port}/hooks/{{source}}"
+    replayer = Replayer(
+        to=to,
+        resign=resign,
+        sources=settings.sources if settings is not None else None,
+        secret=secret,
+        config=settings.path if settings is not None else None,
+    )
+    if resign and secret is None and unset is not None:
+        # Only the secrets of the sources that sign these recordings are needed.
+        targets = tuple(f"sources.{replayer.target(record)}." for record in records)
+        if any(key.startswith(targets) for key, _ in unset.missing):
+            raise unset
+    replayer.check(records)
+    rows: list[dict[str, Any]] = []
+
+    async def work() -> None:
+        requests = (replayer.request(record, now=time.time()) for record in records)
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            async for answer in send_all(requests, client):
+                rows.append(_replay_row(len(rows) + 1, answer))
+                if not as_json:
+                    _print_replayed(answer)
+
+    try:
+        _run(work)
+    except httpx.HTTPError as exc:
+        raise _fail(
+            f"sending to {to} failed after {_plural(len(rows), 'request')}: "
+            f"{exc or type(exc).__name__}; is the receiver running (`hookwise serve`)?"
+        ) from None
+    failed = [row for row in rows if not 200 <= row["status"] < 300]
+    if as_json:
+        _emit_json(rows)
+    else:
+        answers = [_answer_status(row["response"]) for row in rows]
+        counts = ", ".join(
+            f"{answers.count(kind)} {kind}" for kind in dict.fromkeys(answers) if kind
+        )
+        out.print(
+            f"sent {_plural(len(rows), 'recording')}"
+            + (f": {counts}" if counts else "")
+            + (f"; [red]{len(failed)} not 2xx[/]" if failed else "")
+        )
+        if any(row["status"] == 401 for row in failed) and not resign:
+            err.print(
+                "[yellow]401: the receiver refused the recorded signatures: its secret differs, "
+                "or the signed time is older than its tolerance. Re-sign them: --resign "
+                "(with -c FILE, or --secret S)[/]"
+            )
+    if failed:
+        raise typer.Exit(1)
+
+
+def _replay_row(number: int, answer: Answer) -> dict[str, Any]:
+    record = answer.request.recorded
+    return {
+        "n": number,
+        "source": record.source,
+        "id": record.id,
+        "type": record.type,
+        "origin": record.origin,
+        "url": answer.request.url,
+        "resigned": answer.request.resigned,
+        "status": answer.status,
+        "latency_ms": answer.latency_ms,
+        "response": answer.text,
+        "notes": list(answer.request.notes),
+    }
+
+
+def _answer_status(text: str) -> str:
+    """The ``status`` of a hookwise answer (accepted, duplicate), else ""."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return ""
+    status = document.get("status") if isinstance(document, dict) else None
+    return status if isinstance(status, str) else ""
+
+
+def _print_replayed(answer: Answer) -> None:
+    record = answer.request.recorded
+    style = "green" if answer.ok else "red"
+    out.print(
+        f"[{style}]{answer.status}[/] {answer.latency_ms:6.1f} ms  {escape(record.source)} "
+        f"{escape(record.type)} {escape(record.id)}  {escape(answer.text.strip()[:300])}"
+    )
+    for note in answer.request.notes:
+        out.print(f"    [yellow]note: {escape(note)}[/]")
 
 
 def _confirm_replay(count: int, yes: bool) -> None:
@@ -1806,7 +2242,8 @@ def send(
     provider: Annotated[
         str,
         typer.Argument(
-            help="A provider (standard, hmac, none), or with -c the name of a configured source."
+            help="A provider (stripe, github, standard, hmac...), or with -c the name of a "
+            "configured source."
         ),
     ],
     url: Annotated[
@@ -1819,7 +2256,7 @@ def send(
             "--secret",
             "-s",
             envvar=SEND_SECRET_ENV,
-            help="The signing secret.",
+            help="The signing secret (default: the configured source's, with -c).",
             show_envvar=True,
         ),
     ] = None,
@@ -1841,7 +2278,81 @@ def send(
             "--body", "-b", help="The body: JSON text, or @FILE (default: a sample event)."
         ),
     ] = None,
-    count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many to send.")] = 1,
+    count: Annotated[
+        int, typer.Option("--count", "-n", min=1, help="How many events to send.")
+    ] = 1,
+    duplicates: Annotated[
+        int,
+        typer.Option(
+            "--duplicates",
+            "-k",
+            min=1,
+            help="Send each event K times: same body, same delivery id, each copy signed "
+            "as it goes (as providers sign retries). With --concurrency above 1, the first "
+            "two copies of every other event (the 1st, 3rd, 5th...) go at the same moment.",
+        ),
+    ] = 1,
+    shuffle: Annotated[
+        bool, typer.Option("--shuffle", help="Send all the requests in a random order.")
+    ] = False,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed",
+            help="Seed of the random draws (--shuffle, the rates): the summary prints the one "
+            "used, pass it to send the same plan again.",
+            show_default=False,
+        ),
+    ] = None,
+    delay: Annotated[
+        str | None,
+        typer.Option(
+            "--delay",
+            help="Wait this long between the starts of two sends, e.g. 200ms.",
+            show_default=False,
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int,
+        typer.Option("--concurrency", "-j", min=1, help="Requests in flight at most."),
+    ] = 1,
+    bad_signature: Annotated[
+        bool,
+        typer.Option(
+            "--bad-signature",
+            help="Break the signature of every event: one character of it changed (for "
+            "providers that sign inside the body: a wrong secret), checked first to fail the "
+            "provider's own verification. A correct receiver answers 4xx.",
+        ),
+    ] = False,
+    bad_signature_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--bad-signature-rate",
+            min=0.0,
+            max=1.0,
+            help="Break the signature of this share of the events (e.g. 0.2), chosen at random.",
+            show_default=False,
+        ),
+    ] = None,
+    stale: Annotated[
+        bool,
+        typer.Option(
+            "--stale",
+            help="Sign every event tolerance + 5m ago (the source's tolerance; 5m by "
+            "default). Refused (exit 2) for providers that sign no timestamp.",
+        ),
+    ] = False,
+    stale_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--stale-rate",
+            min=0.0,
+            max=1.0,
+            help="Sign this share of the events stale (e.g. 0.2), chosen at random.",
+            show_default=False,
+        ),
+    ] = None,
     header: Annotated[
         list[str] | None,
         typer.Option("--header", "-H", help="Extra header K=V (repeatable).", show_default=False),
@@ -1857,80 +2368,96 @@ def send(
     ] = None,
     delivery_id: Annotated[
         str | None,
-        typer.Option("--id", help="Delivery id to sign with; repeat one to test dedup."),
+        typer.Option("--id", help="Delivery id to sign every event with (to test dedup)."),
     ] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request.")] = 10.0,
     as_json: JsonOption = False,
 ) -> None:
-    """Sign sample events the way PROVIDER does and POST them to URL.
+    """Sign sample events the way PROVIDER does and POST them to URL: a chaos tool for
+    any webhook receiver, not only hookwise.
 
     The samples are realistic events in the provider's own shape (several types per
-    provider; --list-events shows them), with fresh ids and times, signed exactly as
-    the provider signs: headers, body fields or URL as the scheme requires (URL-signing
-    providers sign URL unless the source sets public_url). Works against any receiver.
-    Prints the status, latency and answer of each request; exits 1 if any was not 2xx.
-    """
-    import httpx
+    provider; --list-events shows them), with fresh ids and times, signed exactly as the
+    provider signs: headers, body fields or URL as the scheme requires (URL-signing
+    providers sign URL unless the source sets public_url). The secret is --secret, else
+    HOOKWISE_SEND_SECRET, else (with -c) the configured source's.
 
-    source = _signer(provider, config, secret, _pairs(option or [], "--option"))
-    if source.public_url is None:
-        source.public_url = url.split("?", 1)[0]
-    samples = source.samples(time.time())
+    Prints each answer, then a summary: requests by status, the answers' statuses
+    (accepted, duplicate), what a correct receiver answers against what came back,
+    latency p50/p95/max and errors (connection refused, timeouts); --json prints all of
+    it as one document with a row per request. Exit status: 0 when every answer was
+    what a correct receiver says (2xx for good events and their duplicates, 4xx for
+    forged or stale ones), 1 otherwise, 2 for a usage mistake.
+    """
+    from .sending import Chaos, Outcome, outcome_line, print_report, resolve_source
+    from .sending import send as send_events
+
+    settings, source = resolve_source(
+        provider, config=config, secret=secret, options=_pairs(option or [], "--option")
+    )
     if list_events:
-        for name in samples:
-            out.print(name)
+        for name in source.samples(time.time()):
+            out.print(escape(name))
         return
-    extra_headers = _pairs(header or [], "--header")
+    try:
+        chaos = Chaos(
+            count=count,
+            duplicates=duplicates,
+            shuffle=shuffle,
+            seed=seed,
+            bad_signature_rate=_rate(bad_signature_rate, bad_signature),
+            stale_rate=_rate(stale_rate, stale),
+            concurrency=concurrency,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    pause = _duration_option(delay, "--delay") if delay is not None else 0.0
     fixed_body = _read_body(body) if body is not None else None
-    results: list[dict[str, Any]] = []
-    failed = False
-    types = [event] if event is not None else list(samples)
-    with httpx.Client(timeout=timeout) as client:
-        for number in range(1, count + 1):
-            chosen = types[(number - 1) % len(types)]
-            if fixed_body is not None:
-                payload = fixed_body
-            elif chosen in samples:
-                payload = source.samples(time.time())[chosen]
-            else:
-                payload = _sample_body(chosen, number)
-            msg_id = delivery_id or "msg_" + _secrets.token_hex(12)
-            try:
-                signed = source.sign_request(payload, now=time.time(), delivery_id=msg_id)
-            except ValueError as exc:
-                raise _fail(f"can't sign this body for {source.provider!r}: {exc}") from None
-            headers = {"content-type": "application/json", "user-agent": "hookwise-send"}
-            headers.update(signed.headers)
-            headers.update(extra_headers)
-            target = url + (("&" if "?" in url else "?") + signed.query if signed.query else "")
-            started = time.perf_counter()
-            try:
-                response = client.request(
-                    signed.method, target, content=signed.body, headers=headers
-                )
-            except httpx.HTTPError as exc:
-                raise _fail(f"{signed.method} {url} failed: {exc}") from None
-            latency = (time.perf_counter() - started) * 1000
-            failed = failed or not response.is_success
-            results.append(
-                {
-                    "n": number,
-                    "delivery_id": msg_id,
-                    "status": response.status_code,
-                    "latency_ms": round(latency, 1),
-                    "response": response.text,
-                }
-            )
-            if not as_json:
-                style = "green" if response.is_success else "red"
-                out.print(
-                    f"[{style}]{response.status_code}[/] {latency:6.1f} ms  {escape(msg_id)}  "
-                    f"{escape(response.text.strip()[:500])}"
-                )
+    extra_headers = _pairs(header or [], "--header")
+    told: set[str] = set()
+
+    def show(outcome: Outcome) -> None:
+        if outcome.error is not None and outcome.error not in told:
+            told.add(outcome.error)
+            detail = escape(outcome.error_detail or outcome.error)
+            err.print(f"[bold red]error:[/] [red]POST {escape(url)} failed: {detail}[/]")
+        if not as_json:
+            out.print(outcome_line(outcome, count * duplicates))
+
+    report = _run(
+        lambda: send_events(
+            settings,
+            source,
+            url,
+            chaos,
+            event_type=event,
+            body=fixed_body,
+            delivery_id=delivery_id,
+            headers=extra_headers,
+            delay=pause,
+            request_timeout=timeout,
+            on_outcome=show,
+        )
+    )
     if as_json:
-        _emit_json(results)
-    if failed:
+        _emit_json(report.document())
+    else:
+        print_report(report, out)
+    if not report.ok:
         raise typer.Exit(1)
+
+
+def _rate(rate: float | None, every: bool) -> float:
+    if rate is not None:
+        return rate
+    return 1.0 if every else 0.0
+
+
+def _duration_option(text: str, flag: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=flag) from None
 
 
 def _pairs(items: Sequence[str], flag: str) -> dict[str, str]:
@@ -1944,47 +2471,6 @@ def _pairs(items: Sequence[str], flag: str) -> dict[str, str]:
     return found
 
 
-def _signer(
-    provider: str, config: Path | None, secret: str | None, options: dict[str, str]
-) -> Source:
-    from .providers import build_source
-
-    if config is not None:
-        settings = load_config(config)
-        if provider in settings.sources:
-            configured = settings.sources[provider]
-            secrets = (secret,) if secret else configured.secrets
-            return build_source(replace(configured, secrets=secrets))
-    if provider != "none" and not secret:
-        raise ConfigError(
-            f"no secret to sign {provider!r} requests with",
-            fix=f"pass --secret S, or export {SEND_SECRET_ENV}=...",
-        )
-    known = {f.name for f in fields(SourceSettings)} - {"name", "provider", "secrets", "options"}
-    chosen: dict[str, Any] = {}
-    rest: dict[str, object] = {}
-    for name, value in options.items():
-        if name == "tolerance":
-            chosen[name] = parse_duration(value)
-        elif name in known:
-            chosen[name] = value
-        else:
-            rest[name] = value
-    settings_ = SourceSettings(
-        name="send",
-        provider=provider,
-        secrets=(secret,) if secret and provider != "none" else (),
-        options=rest,
-        **chosen,
-    )
-    try:
-        return build_source(settings_)
-    except ConfigError as exc:
-        setting = (exc.key or "").removeprefix("sources.send.")
-        hint = "pass --secret S" if setting == "secrets" else f"pass --option {setting}=VALUE"
-        raise ConfigError(exc.problem, fix=hint) from None
-
-
 def _read_body(body: str) -> bytes:
     if not body.startswith("@"):
         return body.encode("utf-8")
@@ -1995,16 +2481,6 @@ def _read_body(body: str) -> bytes:
         raise typer.BadParameter(
             f"can't read {path}: {exc.strerror}", param_hint="--body"
         ) from None
-
-
-def _sample_body(event_type: str, number: int) -> bytes:
-    document = {
-        "id": "evt_" + _secrets.token_hex(8),
-        "type": event_type,
-        "created_at": _iso(time.time()),
-        "data": {"message": "hello from hookwise send", "n": number},
-    }
-    return json.dumps(document, separators=(",", ":")).encode("utf-8")
 
 
 # -- version ------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ def serve(shell: Shell, running: list[Process], port: int, *args: str) -> Proces
 def send(shell: Shell, url: str, *args: str) -> list[dict[str, Any]]:
     result = shell("send", "standard", url, "--json", *args)
     assert result.code == 0, result
-    answers: list[dict[str, Any]] = result.json()
+    answers: list[dict[str, Any]] = result.json()["requests"]
     return answers
 
 

@@ -78,7 +78,7 @@ def test_sigterm_mid_work_loses_nothing_and_runs_nothing_twice(
         "--json",
     )
     assert sent.code == 0, sent
-    acked = {answer["delivery_id"] for answer in sent.json() if answer["status"] == 200}
+    acked = {answer["delivery_id"] for answer in sent.json()["requests"] if answer["status"] == 200}
     assert len(acked) == 30
 
     # Stop while the first handlers are running (30 events x 0.3 s / 3 at a time = 3 s of work).
