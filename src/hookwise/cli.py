@@ -746,11 +746,9 @@ def _poll_stats(config: Path | None, names: list[str], as_json: bool) -> None:
             "or `hookwise serve`"
         )
         return
-    table = Table(box=None, header_style="bold")
     right = ("requests", "304s", "bytes", "waits", "changes", "errors")
-    for column in ("poll", *right, "interval", "next due", "latency ≤"):
-        table.add_column(column, no_wrap=True, justify="right" if column in right else "left")
-    table.add_column("last error", overflow="fold")
+    columns = ("poll", *right, "interval", "next due", "latency ≤", "last error")
+    rows: list[tuple[str, ...]] = []
     for name in chosen:
         row = _poll_stats_row(name, settings.polls.get(name), states.get(name), now)
         state = states.get(name)
@@ -762,20 +760,45 @@ def _poll_stats(config: Path | None, names: list[str], as_json: bool) -> None:
         else:
             error = "-"
         share = row["not_modified_share"]
-        table.add_row(
-            escape(name) + ("" if row["configured"] else " [dim](not configured)[/]"),
-            str(row["requests"]),
-            f"{row['not_modified']} ({share:.0%})" if share is not None else "0",
-            _size(row["bytes"]),
-            str(row["rate_limit_waits"]),
-            str(row["changes"]),
-            f"[red]{row['errors']}[/]" if row["errors"] else "0",
-            format_duration(row["interval"]) if row["interval"] is not None else "-",
-            _relative(state.next_due_at if state is not None else None, now),
-            format_duration(row["latency_bound"]) if row["latency_bound"] is not None else "-",
-            error,
+        rows.append(
+            (
+                escape(name) + ("" if row["configured"] else " [dim](not configured)[/]"),
+                str(row["requests"]),
+                f"{row['not_modified']} ({share:.0%})" if share is not None else "0",
+                _size(row["bytes"]),
+                str(row["rate_limit_waits"]),
+                f"{row['backfilled']} backfilled" if "backfilled" in row else str(row["changes"]),
+                f"[red]{row['errors']}[/]" if row["errors"] else "0",
+                format_duration(row["interval"]) if row["interval"] is not None else "-",
+                _relative(state.next_due_at if state is not None else None, now),
+                format_duration(row["latency_bound"]) if row["latency_bound"] is not None else "-",
+                error,
+            )
         )
-    out.print(table)
+    if out.width >= POLL_TABLE_WIDTH:
+        table = Table(box=None, header_style="bold")
+        for column in columns[:-1]:
+            table.add_column(column, no_wrap=True, justify="right" if column in right else "left")
+        table.add_column(columns[-1], overflow="fold")
+        for cells in rows:
+            table.add_row(*cells)
+        out.print(table)
+        return
+    for cells in rows:  # a narrow terminal: one block per poll
+        block = Table(box=None, show_header=False, padding=(0, 1))
+        block.add_column(style="bold", no_wrap=True)
+        block.add_column(overflow="fold")
+        for label, value in zip(columns[1:], cells[1:], strict=True):
+            block.add_row(label, value)
+        out.print(f"[bold]{cells[0]}[/]")
+        out.print(block)
+
+
+POLL_TABLE_WIDTH = 120
+"""Below this terminal width, ``poll --stats`` prints one block per poll, not a table."""
+
+_RECONCILE_COUNTERS = ("emitted", "backfilled", "skipped_delivered", "detail_requests")
+"""The counters of a poll with ``emit = "events"`` (reconciliation), in ``--stats``."""
 
 
 def _poll_stats_row(
@@ -804,6 +827,11 @@ def _poll_stats_row(
         "changes": count("changes"),
         **{kind: count(kind) for kind in _CHANGE_KINDS},
         "errors": count("errors"),
+        **(
+            {key: count(key) for key in _RECONCILE_COUNTERS}
+            if settings is not None and settings.emit == "events"
+            else {}
+        ),
         "failures": state.failures if state is not None else 0,
         "error": state.error if state is not None else None,
         "error_since": _iso(state.error_since) if state is not None else None,

@@ -570,6 +570,16 @@ _POLL_COUNTERS = (
     ),
     ("changes", "hookwise_poll_changes_total", "Changes a poll found (each one an event)."),
     ("errors", "hookwise_poll_errors_total", "Poll runs that failed."),
+    (
+        "emitted",
+        "hookwise_poll_emitted_total",
+        "Deliveries a reconciliation poll appended from the provider's event log.",
+    ),
+    (
+        "backfilled",
+        "hookwise_poll_backfilled_total",
+        "Of those, deliveries new to the store: ones the webhooks had missed.",
+    ),
 )
 
 

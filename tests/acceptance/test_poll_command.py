@@ -117,11 +117,18 @@ def test_poll_once_stores_each_change_as_an_event_then_costs_only_a_304(
     assert 60.0 <= stats["latency_bound"] < 62.0
     assert 0 < stats["next_due_in"] <= 60
 
-    table = hookwise("poll", "--stats")
+    table = hookwise("poll", "--stats", env={"COLUMNS": "160"})
     assert table.code == 0, table
     row = next(line for line in table.stdout.splitlines() if line.strip().startswith("items"))
     assert re.search(r"\b3\s+1 \(33%\)", row), row
     assert "in " in row and "1m" in row
+
+    narrow = hookwise("poll", "--stats", env={"COLUMNS": "80"})  # one block per poll
+    assert narrow.code == 0, narrow
+    lines = [line.strip() for line in narrow.stdout.splitlines()]
+    assert lines[0] == "items"
+    assert re.fullmatch(r"requests\s+3", lines[1]) and re.fullmatch(r"304s\s+1 \(33%\)", lines[2])
+    assert all(len(line) <= 80 for line in narrow.stdout.splitlines())
 
 
 def test_an_unreachable_api_fails_the_run_with_exit_code_1(

@@ -263,7 +263,8 @@ def print_report(report: Report, console: Console) -> None:
             + "[/]"
         )
     if report.ok:
-        console.print(f"[green]all {sent} answers were what a correct receiver says[/]")
+        verdict = "the answer was" if sent == 1 else f"all {sent} answers were"
+        console.print(f"[green]{verdict} what a correct receiver says[/]")
     else:
         wrong = sent - report.as_expected
         console.print(
