@@ -320,3 +320,24 @@ async def test_run_waits_between_runs_with_the_given_sleep(
     slept.clear()
     await asyncio.wait_for(poller.run(stop), timeout=10)
     assert api.requests == 2 and api.not_modified == 1
+
+
+async def test_an_ordering_policy_and_the_item_time_go_with_the_events(
+    store: Store, api: ItemsAPI, client: httpx.AsyncClient
+) -> None:
+    api.put("a")
+    api.put("b")
+    settings = poll(api, ordering="latest", occurred_at="updated")
+    await Poller(store, handlers(), [settings], client=client).run_once("items")
+    found = await store.list_events(EventFilter(source="items", limit=10))
+    assert sorted((e.ordering_key, e.occurred_at) for e in found) == [("a", 1.0), ("b", 2.0)]
+    for event in found:
+        [delivery] = await store.deliveries(event.seq)
+        assert (delivery.policy, delivery.ordering_key) == ("latest", event.ordering_key)
+
+    unordered = parse_poll("plain", {"url": f"{api.url}/items", "source": "items"})
+    api.put("c")
+    await Poller(store, handlers(), [unordered], client=client).run_once("plain")
+    newest = await store.list_events(EventFilter(source="items", limit=1))
+    [delivery] = await store.deliveries(newest[0].seq)
+    assert delivery.policy is None and newest[0].occurred_at is None

@@ -33,7 +33,7 @@ import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, Self
+from typing import TYPE_CHECKING, Any, Final, Literal, Self, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -43,6 +43,7 @@ from ..errors import ConfigError
 from ..events import NewEvent
 from ..handlers import HandlerRegistry
 from ..headers import Redactor
+from ..providers._extract import to_timestamp
 from .changes import Change, PollShapeError, detect, extract_items, get_path, item_id, item_version
 from .conditional import (
     Validators,
@@ -57,7 +58,7 @@ from .settings import PollSettings
 
 if TYPE_CHECKING:
     from ..providers import Source
-    from ..store import PollState, Store
+    from ..store import Ordering, PollState, Store
 
 __all__ = [
     "ERROR_BACKOFF_CAP",
@@ -284,6 +285,18 @@ class Poller:
                 self._due[name] = self._clock.now() + settings.min_every
                 log.error("poll %s: run failed and could not be recorded: %s", name, exc)
 
+    def _ordering(self, settings: PollSettings) -> Ordering | None:
+        """The ordering policy of a poll's change events: its own, else its source's."""
+        if settings.ordering is not None:
+            if settings.ordering == "none":
+                return None
+            from ..store import Ordering
+            from ..store._base import OrderingPolicy
+
+            return Ordering(cast(OrderingPolicy, settings.ordering))
+        source = self._sources.get(settings.source)
+        return source.ordering if source is not None else None
+
     async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
         """Wait ``seconds`` with the poller's ``sleep``, or less if ``stop`` is set."""
         if self._sleep is asyncio.sleep:
@@ -348,10 +361,12 @@ class Poller:
                     type=change.kind,
                     body=_body(change),
                     ordering_key=change.id,
+                    occurred_at=_occurred_at(change, settings.occurred_at),
                     received_at=now,
                     intake="pull",
                 ),
                 self._handlers.route(settings.source, change.kind),
+                ordering=self._ordering(settings),
             )
         interval.observe(changed=bool(changes))
         cursor = _since_cursor(settings, state.cursor, listing.seen)
@@ -807,6 +822,18 @@ def _with_validators(state: PollState, validators: Validators) -> PollState:
     from dataclasses import replace
 
     return replace(state, etag=validators.etag, last_modified=validators.last_modified)
+
+
+def _occurred_at(change: Change, path: str | None) -> float | None:
+    """The time at ``path`` in a created or updated item, as UNIX seconds, if it has one."""
+    if path is None or change.kind == "deleted":
+        return None
+    value = get_path(change.item, path, default=None)
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else None
+    return to_timestamp(value) if isinstance(value, str) else None
 
 
 def _body(change: Change) -> bytes:

@@ -62,6 +62,8 @@ POLL_KEYS = (
     "items",
     "id",
     "version",
+    "occurred_at",
+    "ordering",
     "pages",
     "cursor_field",
     "cursor_param",
@@ -155,7 +157,12 @@ class PollSettings:
     With ``since_param`` and ``since_field``, each run asks only for items whose
     ``since_field`` is at least the largest value seen so far: cheaper, but such a
     listing can't show deletions. ``source`` is the events' source (default: the
-    poll's name); ``deletions=False`` never reports deletions.
+    poll's name); ``deletions=False`` never reports deletions. ``occurred_at`` is the
+    path to an item's time (ISO-8601 or UNIX seconds, e.g. ``updated_at``): the
+    ``occurred_at`` of its ``created``/``updated`` events, which ordering policies
+    sequence by. ``ordering`` (``none``, ``serial``, ``latest``, ``coalesce``) orders
+    the events per item id, as a webhook source's ``ordering`` does; without it, a poll
+    whose ``source`` is a webhook source takes that source's policy.
 
     With ``emit="events"`` each item not seen before is one webhook delivery of
     ``source`` (a configured webhook source), described by that source as the receiver
@@ -176,6 +183,8 @@ class PollSettings:
     items: str = ""
     id: str = "id"
     version: str | None = None
+    occurred_at: str | None = None
+    ordering: str | None = None
     pages: PageSpec = field(default_factory=lambda: PageSpec(kind="link"))
     since_param: str | None = None
     since_field: str | None = None
@@ -443,6 +452,8 @@ def parse_poll(
         items=read.string("items", "", empty=True) or "",
         id=read.string("id", "id") or "id",
         version=read.string("version"),
+        occurred_at=read.string("occurred_at"),
+        ordering=_ordering(read),
         pages=pages,
         since_param=since_param,
         since_field=since_field,
@@ -516,6 +527,12 @@ def _emit(read: _Reader, preset: str | None) -> EmitMode:
                 )
         return "changes"
     what = f"preset {preset!r}" if preset else 'emit = "events"'
+    if "occurred_at" in read.table:
+        raise read.error(
+            "occurred_at",
+            f"a poll with {what} takes each delivery's time from its source's own rules",
+            "remove occurred_at (set occurred_at on the webhook source instead)",
+        )
     if "version" in read.table:
         raise read.error(
             "version",
@@ -536,6 +553,28 @@ def _emit(read: _Reader, preset: str | None) -> EmitMode:
                 "detail_url", f"detail_url {problem}", 'write detail_url = "{url}/{id}"'
             )
     return "events"
+
+
+_ORDERINGS = ("none", "serial", "latest", "coalesce")
+
+
+def _ordering(read: _Reader) -> str | None:
+    value = read.table.get("ordering")
+    if value is None:
+        return None
+    if value not in _ORDERINGS:
+        raise read.error(
+            "ordering",
+            f"unknown ordering {value!r}",
+            f"write ordering = one of {', '.join(_ORDERINGS)} (see docs/ordering.md)",
+        )
+    if read.table.get("emit") == "events" or "preset" in read.table:
+        raise read.error(
+            "ordering",
+            "a poll that emits webhook deliveries orders them as their source does",
+            "remove ordering here and set ordering on the webhook source",
+        )
+    return str(value)
 
 
 def _headers(read: _Reader, env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:

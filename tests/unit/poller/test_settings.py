@@ -290,3 +290,30 @@ def test_settings_built_in_code_are_checked_too() -> None:
     with pytest.raises(ValueError, match="emit must be"):
         PollSettings(name="p", url=URL, emit="all")  # type: ignore[arg-type]
     assert PollSettings(name="p", url=URL, emit="events").deletions is False
+
+
+def test_occurred_at_and_ordering_are_read() -> None:
+    settings = parse_poll(
+        "items", {"url": URL, "occurred_at": "meta.updated_at", "ordering": "latest"}
+    )
+    assert (settings.occurred_at, settings.ordering) == ("meta.updated_at", "latest")
+    plain = parse_poll("items", {"url": URL})
+    assert (plain.occurred_at, plain.ordering) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "words"),
+    [
+        ({"ordering": "newest"}, "polls.items.ordering", "unknown ordering"),
+        (
+            {"ordering": "latest", "preset": "stripe-events"},
+            "polls.items.ordering",
+            "as their source does",
+        ),
+        ({"occurred_at": "created", "emit": "events"}, "polls.items.occurred_at", "source"),
+    ],
+)
+def test_ordering_and_time_errors_name_the_key(table: dict[str, Any], key: str, words: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_poll("items", {"url": URL, **table})
+    assert caught.value.key == key and words in caught.value.problem
