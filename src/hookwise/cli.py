@@ -375,15 +375,24 @@ def init(
         names = " and ".join(os.fspath(p) for p in existing)
         raise ConfigError(
             f"{names} already exist{'s' if len(existing) == 1 else ''}; nothing was written",
-            fix="pass --force to overwrite, or --dir to write somewhere else",
+            fix="pass --force to overwrite, or "
+            + ("-c DIR/FILE.toml" if config is not None else "--dir DIR")
+            + " to write somewhere else",
         )
-    config_path.parent.mkdir(parents=True, exist_ok=True)
-    if chosen is not None:
-        _init_starter(chosen, config_path, handlers_path)
-        return
-    templates = resources.files("hookwise") / "_templates"
-    config_path.write_text((templates / "hookwise.toml.tmpl").read_text("utf-8"), "utf-8")
-    handlers_path.write_text((templates / "handlers.py.tmpl").read_text("utf-8"), "utf-8")
+    try:
+        config_path.parent.mkdir(parents=True, exist_ok=True)
+        if chosen is not None:
+            _init_starter(chosen, config_path, handlers_path)
+            return
+        templates = resources.files("hookwise") / "_templates"
+        config_path.write_text((templates / "hookwise.toml.tmpl").read_text("utf-8"), "utf-8")
+        handlers_path.write_text((templates / "handlers.py.tmpl").read_text("utf-8"), "utf-8")
+    except OSError as exc:
+        raise _fail(
+            f"can't write the project into {config_path.parent}: {exc.strerror or exc} "
+            f"({exc.filename or config_path}); pass --dir with a directory you can write to",
+            code=2,
+        ) from None
 
     secret = "whsec_" + base64.b64encode(_secrets.token_bytes(32)).decode("ascii")
     out.print(f"[green]wrote[/] {escape(os.fspath(config_path))}")
@@ -394,15 +403,23 @@ def init(
         out.print(f"  cd {escape(os.fspath(config_path.parent))}")
     out.print("  1. give the demo source a secret (this one was generated just now):")
     out.print(f"       export HOOKWISE_DEMO_SECRET={secret}")
+    named = _config_flag(config_path)
     out.print("  2. start the receiver and a worker:")
-    out.print("       hookwise serve")
+    out.print(f"       hookwise serve{named}")
     out.print("  3. from another shell with the same secret exported, send a signed test event:")
     out.print(
         "       hookwise send standard http://127.0.0.1:8000/hooks/demo "
         '--secret "$HOOKWISE_DEMO_SECRET"'
     )
     out.print("  4. see it stored and handled:")
-    out.print("       hookwise events list")
+    out.print(f"       hookwise events list{named}")
+
+
+def _config_flag(config_path: Path) -> str:
+    """`` -c NAME`` for the printed commands when the config is not ./hookwise.toml."""
+    if config_path.name == "hookwise.toml":
+        return ""
+    return f" -c {escape(config_path.name)}"
 
 
 def _init_starter(chosen: Starter, config_path: Path, handlers_path: Path) -> None:
@@ -425,15 +442,16 @@ def _init_starter(chosen: Starter, config_path: Path, handlers_path: Path) -> No
     )
     for variable, value in values.items():
         out.print(f"       export {variable}={value}")
+    named = _config_flag(config_path)
     out.print("  2. start the receiver and a worker:")
-    out.print("       hookwise serve")
+    out.print(f"       hookwise serve{named}")
     out.print(
         f"  3. from another shell with the same exports, send {chosen.title}'s sample events, "
         "signed:"
     )
     out.print(f"       hookwise send {chosen.source} {url} -c {escape(config_path.name)}")
     out.print("  4. watch them arrive and settle:")
-    out.print("       hookwise tail")
+    out.print(f"       hookwise tail{named}")
     out.print(
         f"  then point {chosen.title} at https://<public host>/hooks/{chosen.source} "
         "(docs/local-development.md: the relay, or a tunnel)"
@@ -509,7 +527,7 @@ def serve(
             polls = f"; {polling} {', '.join(hw.polls)}"
         err.print(
             f"hookwise: receiving on {names}{polls}; {len(hw.handlers)} handler(s), {loops}; "
-            f"store {hw.settings.store.url}"
+            f"store {_without_password(hw.settings.store.url)}"
         )
     runtime.serve(
         hw,
@@ -624,7 +642,8 @@ def poll(
         from . import runtime
 
         err.print(
-            f"hookwise: polling {', '.join(chosen)}; store {hw.settings.store.url}; "
+            f"hookwise: polling {', '.join(chosen)}; "
+            f"store {_without_password(hw.settings.store.url)}; "
             "handlers run in a worker (`hookwise worker` or `hookwise serve`)"
         )
         runtime.run_polls(hw, names=chosen, log_level=log_level.value)
@@ -868,7 +887,9 @@ def migrate(config: ConfigOption = None) -> None:
         out.print(f"[green]applied[/] {len(applied)} migration(s): {', '.join(applied)}")
     else:
         out.print("already up to date")
-    out.print(f"schema version: {version or 'n/a'} ({escape(settings.store.url)})")
+    out.print(
+        f"schema version: {version or 'n/a'} ({escape(_without_password(settings.store.url))})"
+    )
 
 
 # -- events -------------------------------------------------------------------------------
@@ -936,8 +957,8 @@ def events_show(
             record = await store.get_event(seq)
             if record is None:
                 raise NotFound(
-                    f"no event #{seq} in {settings.store.url}; `hookwise events list` shows "
-                    "what is stored"
+                    f"no event #{seq} in {_without_password(settings.store.url)}; "
+                    "`hookwise events list` shows what is stored"
                 )
             found = []
             for delivery in await store.deliveries(seq):
@@ -1134,12 +1155,19 @@ def events_export(
             sys.stdout.write(dumps(record) + "\n")
         return
     where = ""
-    if file is not None:
-        write_jsonl(records, file)
-        where = os.fspath(file)
-    elif out_dir is not None:
-        write_directory(records, out_dir)
-        where = os.fspath(out_dir) + os.sep
+    try:
+        if file is not None:
+            where = os.fspath(file)
+            write_jsonl(records, file)
+        elif out_dir is not None:
+            where = os.fspath(out_dir) + os.sep
+            write_directory(records, out_dir)
+    except OSError as exc:
+        raise _fail(
+            f"can't write the recordings to {where}: {exc.strerror or exc} "
+            f"({exc.filename or where}); choose a path in a directory you can write to",
+            code=2,
+        ) from None
     out.print(f"wrote {_plural(len(records), 'recording')} to {escape(where)}")
     redacted = sorted({name for record in records for name in record.redacted})
     if redacted:
@@ -1224,9 +1252,17 @@ def tail(
 
     def ready() -> None:
         if not as_json:
-            err.print(f"hookwise tail: following {escape(settings.store.url)} (Ctrl-C to stop)")
+            shown = _without_password(settings.store.url)
+            err.print(f"hookwise tail: following {escape(shown)} (Ctrl-C to stop)")
 
     _run(work)
+
+
+def _without_password(url: str) -> str:
+    """A store URL fit to print: its password, if any, replaced by ``***``."""
+    import re
+
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 # -- replay -------------------------------------------------------------------------------
@@ -1430,6 +1466,8 @@ def _replay_file(
 
     if secret is not None and not resign:
         raise typer.BadParameter("--secret signs re-signed requests: add --resign")
+    if to is not None:
+        _http_url(to, "--to")
     records = load_recording(file)
     settings: Settings | None = None
     unset: MissingSecretError | None = None
@@ -1769,7 +1807,7 @@ def rejections_show(
             record = await store.get_rejection(rejection_id)
         if record is None:
             raise NotFound(
-                f"no rejection record #{rejection_id} in {settings.store.url}; "
+                f"no rejection record #{rejection_id} in {_without_password(settings.store.url)}; "
                 "`hookwise rejections list` shows the ones kept (the newest of each source)"
             )
         return record
@@ -2420,6 +2458,7 @@ def send(
     from .sending import Chaos, Outcome, outcome_line, print_report, resolve_source
     from .sending import send as send_events
 
+    _http_url(url, "URL")
     settings, source = resolve_source(
         provider, config=config, secret=secret, options=_pairs(option or [], "--option")
     )
@@ -2473,6 +2512,19 @@ def send(
         print_report(report, out)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _http_url(url: str, flag: str) -> None:
+    """A usage mistake unless ``url`` is an absolute http(s) URL."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.replace("{source}", "source"))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise typer.BadParameter(
+            f"{url!r} is not an http:// or https:// URL; write it whole, like "
+            "http://127.0.0.1:8000/hooks/NAME",
+            param_hint=flag,
+        )
 
 
 def _rate(rate: float | None, every: bool) -> float:

@@ -143,6 +143,11 @@ class Recorded:
     body_edited: bool = False
     origin: str = ""
 
+    @property
+    def body_redacted(self) -> bool:
+        """Whether a secret in the body was replaced by ``[redacted]`` on export."""
+        return "body" in self.redacted
+
     def event(self, *, handler: str = "", attempt: int = 1) -> Event:
         """The :class:`~hookwise.Event` a handler would be given for this delivery."""
         return Event(
@@ -772,9 +777,14 @@ class Replayer:
             if edited:
                 shown = ", ".join(record.origin or record.id for record in edited[:5])
                 more = f" and {len(edited) - 5} more" if len(edited) > 5 else ""
+                why = (
+                    "had a secret redacted from it when exported"
+                    if all(record.body_redacted for record in edited)
+                    else "differs from what was received (edited, written by hand, or a secret "
+                    "redacted from it)"
+                )
                 raise ConfigError(
-                    f"the body of {shown}{more} differs from its recorded digest (edited, or "
-                    "written by hand): its recorded signature can't verify",
+                    f"the body of {shown}{more} {why}: its recorded signature can't verify",
                     fix="pass --resign (with --secret S or -c FILE) to sign it afresh",
                 )
             return
@@ -870,5 +880,6 @@ def _iso(moment: float | None) -> str | None:
 
 
 def unsendable(records: Sequence[Recorded]) -> list[Recorded]:
-    """The recordings whose recorded signature can't verify: the body was edited."""
-    return [record for record in records if record.body_edited]
+    """The recordings whose recorded signature can't verify: the body was edited, or a
+    secret in it was replaced by ``[redacted]`` when it was exported."""
+    return [record for record in records if record.body_edited or record.body_redacted]

@@ -146,3 +146,29 @@ def test_the_printed_next_steps_work(
     assert subscribed & handled, listed
     assert server.terminate() == 0
     assert "Traceback" not in server.stderr
+
+
+def test_init_into_a_place_that_cannot_be_written_says_so(hookwise: Shell, project: Path) -> None:
+    (project / "taken").write_text("a file, not a directory")
+    for args in (("--dir", "taken/app"), ("--dir", "taken/app", "--provider", "github")):
+        result = hookwise("init", *args)
+        assert result.code == 2, result
+        assert "can't write the project into taken" in result.stderr
+        assert "Traceback" not in result.output
+
+
+def test_the_next_steps_name_a_config_that_is_not_hookwise_toml(
+    hookwise: Shell, project: Path
+) -> None:
+    result = hookwise("init", "-c", "dev.toml", "--provider", "github")
+    assert result.code == 0, result
+    assert "hookwise serve -c dev.toml" in result.stdout
+    assert "hookwise tail -c dev.toml" in result.stdout
+    again = hookwise("init", "-c", "demo.toml")
+    assert again.code == 2, again
+    assert "handlers.py already exists" in again.stderr and "-c DIR/FILE.toml" in again.stderr
+    demo = hookwise("init", "-c", "elsewhere/demo.toml")
+    assert demo.code == 0, demo
+    assert "cd elsewhere" in demo.stdout
+    assert "hookwise serve -c demo.toml" in demo.stdout
+    assert "hookwise events list -c demo.toml" in demo.stdout

@@ -209,3 +209,22 @@ def test_replay_needs_a_receiver_and_says_so(hookwise: Shell, project: Path) -> 
     loose = hookwise("replay", "3", "--resign")
     assert loose.code == 2, loose
     assert "--file" in loose.stderr
+
+
+def test_replay_to_a_url_without_a_scheme_is_a_usage_mistake(
+    hookwise: Shell, project: Path
+) -> None:
+    (project / "r.jsonl").write_text("")
+    result = hookwise("replay", "--file", "r.jsonl", "--to", "127.0.0.1:8000/hooks/{source}")
+    assert result.code == 2, result
+    assert "http://" in result.stderr and "is the receiver running" not in result.stderr
+
+
+def test_export_to_a_path_that_cannot_be_written_says_so(hookwise: Shell, project: Path) -> None:
+    (project / "taken").write_text("a file, not a directory")
+    env = {"HOOKWISE_STORE_URL": "sqlite:///store.db"}
+    for args in (("--file", "taken/stripe.jsonl"), ("--out", "taken/recordings")):
+        result = hookwise("events", "export", *args, env=env)
+        assert result.code == 2, result
+        assert "can't write the recordings to taken" in result.stderr
+        assert "Traceback" not in result.output

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -426,3 +427,33 @@ def test_what_any_receiver_gets_verifies_with_the_providers_own_check(
         assert len(got) == len(sample_types(provider)), provider
         for request in got:
             verify(provider, base, request)
+
+
+def test_a_reader_that_goes_away_stops_the_run_without_a_traceback(hookwise: Shell) -> None:
+    # `hookwise send ... | head -1`: the pipe closes after the first line.
+    with recording_server() as (base, requests):
+        process = subprocess.Popen(
+            hookwise.command("send", "stripe", f"{base}/hooks/stripe", "-n", "2000"),
+            cwd=hookwise.cwd,
+            env={**hookwise.env, "HOOKWISE_SEND_SECRET": "whsec_test_secret"},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert process.stdout is not None and process.stderr is not None
+        first = process.stdout.readline()
+        process.stdout.close()
+        with process.stderr:
+            stderr = process.stderr.read().decode()
+        code = process.wait(timeout=WAIT)
+    assert b"200" in first
+    assert code == 1
+    assert "Traceback" not in stderr and "never retrieved" not in stderr, stderr
+    assert len(requests) < 2000
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:8000/hooks/stripe", "ftp://example.com/hooks"])
+def test_a_url_that_is_not_http_is_a_usage_mistake(hookwise: Shell, url: str) -> None:
+    result = hookwise("send", "stripe", url, "--secret", "whsec_test_secret")
+    assert result.code == 2, result
+    assert "http://" in result.stderr and "Traceback" not in result.output

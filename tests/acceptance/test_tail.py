@@ -7,9 +7,11 @@ import json
 import signal
 import time
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from ..integration._postgres import pg_schema
 from .conftest import Process, Shell
 
 pytestmark = pytest.mark.slow
@@ -126,3 +128,29 @@ def test_tail_without_since_shows_only_what_comes_next(
     wait_for(follower, lambda: "msg_after" in follower.stdout, "the new event")
     assert interrupt(follower) == 0
     assert "msg_before" not in follower.stdout
+
+
+def test_tail_on_postgresql_never_prints_the_password(
+    initialized: Shell, running: list[Process], free_port: int
+) -> None:
+    with pg_schema() as url:
+        parts = urlsplit(url)
+        password = parts.password or "tail-test-password"  # trust auth ignores it
+        netloc = f"{parts.username or 'postgres'}:{password}@{parts.hostname}:{parts.port or 5432}"
+        store_url = urlunsplit(parts._replace(netloc=netloc))
+        env = {"HOOKWISE_STORE_URL": store_url}
+        server = initialized.start("serve", "--port", str(free_port), env=env)
+        running.append(server)
+        server.wait_for_http(f"http://127.0.0.1:{free_port}/healthz")
+        follower = initialized.start("tail", env=env)
+        running.append(follower)
+        follower.wait_for_output("Ctrl-C to stop")
+        url_to = f"http://127.0.0.1:{free_port}/hooks/demo"
+        assert initialized("send", "standard", url_to, "--id", "msg_pg").code == 0
+        wait_for(follower, lambda: "on_event done" in follower.stdout, "the event handled")
+        assert interrupt(follower) == 0
+        assert server.terminate() == 0
+    assert "#1 demo" in follower.stdout and "msg_pg" in follower.stdout
+    assert "postgresql://" in follower.stderr and "Traceback" not in follower.stderr
+    assert password not in follower.stderr + follower.stdout
+    assert "postgresql://" in server.stderr and password not in server.stderr + server.stdout

@@ -444,6 +444,21 @@ def test_the_replayer_refuses_edited_bodies_unless_re_signing() -> None:
         Replayer(to=URL).check([])
 
 
+def test_a_body_with_a_secret_redacted_is_sent_only_re_signed() -> None:
+    # Its recorded signature covers the body with the secret, not with [redacted].
+    exported = as_recorded(
+        event_record(body=b'{"clientState": "s3cret", "id": 1}'),
+        provider="standard",
+        secrets=("s3cret",),
+    )
+    reloaded = parse_document(json.loads(dumps(exported)))
+    assert "body" in reloaded.redacted
+    with pytest.raises(ConfigError, match="redacted") as caught:
+        Replayer(to=URL).check([reloaded])
+    assert "--resign" in str(caught.value.fix)
+    Replayer(to=URL, resign=True, secret="whsec_" + "A" * 32).check([reloaded])
+
+
 def test_re_signing_needs_a_secret_and_a_provider() -> None:
     with pytest.raises(ConfigError, match="--secret S"):
         Replayer(to=URL, resign=True).check([stripe_record()])

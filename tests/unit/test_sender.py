@@ -486,6 +486,37 @@ async def test_a_refused_connection_is_named_so() -> None:
     assert outcome.error_detail is not None and "Connect call failed" in outcome.error_detail
 
 
+async def test_a_timeout_says_how_long_it_waited() -> None:
+    # What httpx raises on a real read timeout: its cause is the cancelled wait.
+    def slow(request: httpx.Request) -> httpx.Response:
+        try:
+            raise RuntimeError("Cancelled via cancel scope 7f2a; reason: deadline exceeded")
+        except RuntimeError as exc:
+            raise httpx.ReadTimeout("") from exc
+
+    transport = httpx.MockTransport(slow)
+    async with httpx.AsyncClient(transport=transport, timeout=2.5) as client:
+        (outcome,) = await run_plan(plan_of(count=1), URL, sign=signer, client=client)
+    assert outcome.error == "timeout"
+    assert outcome.error_detail == "no answer within 2.5 s (the timeout)"
+
+
+async def test_an_error_while_reporting_an_outcome_stops_the_run() -> None:
+    receiver = Receiver(pause=0.01)
+    told: list[int] = []
+
+    def report(outcome: Outcome) -> None:
+        told.append(outcome.request.number)
+        raise BrokenPipeError("the reader went away")
+
+    before = asyncio.all_tasks()
+    with pytest.raises(BrokenPipeError):
+        await run(plan_of(count=50, concurrency=2), receiver, on_outcome=report)
+    assert told == [1]
+    assert len(receiver.seen) < 10
+    assert asyncio.all_tasks() == before
+
+
 async def test_bad_events_are_expected_to_be_refused() -> None:
     plan = plan_of(count=4, bad_signature_rate=0.5, seed=2)
     accepting = await run(plan, Receiver(pause=0))
@@ -550,5 +581,21 @@ def test_the_report_adds_up_the_outcomes() -> None:
     print_report(report, console)
     text = console.export_text()
     assert "seed 5 (--seed 5 repeats this plan)" in text
-    assert "1 of 8 answers were not what a correct receiver says" in text
+    assert "1 of 8 answers was not what a correct receiver says" in text
     assert "errors: timeout x1" in text
+
+
+def test_a_single_unexpected_answer_is_told_in_the_singular() -> None:
+    plan = plan_of(count=1)
+    report = Report(
+        plan,
+        (outcome(plan.requests[0], 500),),
+        url=URL,
+        provider="stripe",
+        source="send",
+        elapsed=0.1,
+        delay=0.0,
+    )
+    console = Console(record=True, width=160)
+    print_report(report, console)
+    assert "1 of 1 answer was not what a correct receiver says" in console.export_text()

@@ -32,6 +32,7 @@ import math
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, Self, cast
 from urllib.parse import urlsplit
@@ -102,7 +103,16 @@ _COUNTERS = (
 _EMITTED: Final = "emitted"
 """The version every id has in the index of a poll that emits events: listed once, done."""
 
+_UNLISTED: Final = "unlisted"
+"""... and the version of an id a complete listing missed once: forgotten if the next
+one misses it too (a listing that shifted while it was paged can miss an entry)."""
+
 _NOT_FOUND: Final = object()
+
+_GENERATION: Final = "generation"
+"""The stats key counting the runs whose changes were saved: part of each change's dedup
+key, so that an item coming back to a state it had before is a new change, not a
+duplicate of the old one."""
 
 _DROPPED_HEADERS = frozenset({"content-length", "transfer-encoding"})
 """Original headers not kept: they describe the pushed bytes, not the pulled ones."""
@@ -143,6 +153,10 @@ class PollFailed(Exception):
         self.status = status
 
 
+_EXCEPTIONS: Final = (httpx.HTTPError, httpx.InvalidURL, PollFailed, PollShapeError)
+"""What a run records as its poll's error: the API's fault or the configuration's."""
+
+
 @dataclass(slots=True)
 class _Tally:
     """Counts of one run, kept even when the run fails half-way."""
@@ -165,6 +179,7 @@ class _Listing:
     seen: list[tuple[str, str, Any]]
     complete: bool
     validators: Validators
+    pages: int = 1
 
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -262,8 +277,10 @@ class Poller:
         """Run every poll at its due time until ``stop`` is set.
 
         Due times come from the stored states, so a restart keeps each poll's cadence.
-        A run that fails is recorded in its poll's state and retried after a backoff;
-        the loop itself only ends when ``stop`` is set.
+        Each poll runs in a task of its own: one that waits for its host's rate limit,
+        or walks a long listing, holds up no other. A run that fails is recorded in its
+        poll's state and retried after a backoff; the loop itself only ends when
+        ``stop`` is set.
         """
         if not self._polls:
             await stop.wait()
@@ -271,9 +288,14 @@ class Poller:
         for name in self._polls:
             state = await self._load_state(name)
             self._due[name] = state.next_due_at if state.next_due_at is not None else 0.0
+        async with asyncio.TaskGroup() as group:
+            for name in self._polls:
+                group.create_task(self._loop(name, stop), name=f"hookwise-poll-{name}")
+
+    async def _loop(self, name: str, stop: asyncio.Event) -> None:
+        """Run the poll ``name`` each time it is due, until ``stop`` is set."""
         while not stop.is_set():
             now = self._clock.now()
-            name = min(self._polls, key=lambda poll: self._due.get(poll, 0.0))
             due = self._due.get(name, 0.0)
             if due > now:
                 await self._pause(stop, min(due - now, 60.0))
@@ -336,7 +358,7 @@ class Poller:
         tally = _Tally()
         try:
             listing = await self._fetch(client, settings, state, interval, tally)
-        except (httpx.HTTPError, PollFailed, PollShapeError) as exc:
+        except _EXCEPTIONS as exc:
             return await self._failed(settings, state, interval, tally, _describe(exc, settings))
 
         now = self._clock.now()
@@ -353,11 +375,31 @@ class Poller:
         index = await self._store.poll_index(name)
         complete = listing.complete and settings.deletions and not settings.incremental
         changes = detect(index, listing.seen, complete=complete)
+        if listing.pages > 1 and any(change.kind == "deleted" for change in changes):
+            # An item that moved to a page already fetched (the listing shifted while it
+            # was walked) looks deleted: a second walk, unconditional, must miss it too.
+            try:
+                again = await self._fetch(client, settings, state, interval, tally, fresh=True)
+            except _EXCEPTIONS as exc:
+                return await self._failed(
+                    settings, state, interval, tally, _describe(exc, settings)
+                )
+            assert again is not None  # an unconditional request is never "not modified"
+            complete = complete and again.complete
+            listing = _Listing(
+                seen=listing.seen + again.seen,
+                complete=listing.complete and again.complete,
+                validators=again.validators,
+                pages=again.pages,
+            )
+            changes = detect(index, listing.seen, complete=complete)
+        generation = _generation(state)
+        suffix = f":{generation}" if generation else ""
         for change in changes:
             await self._store.append(
                 NewEvent(
                     source=settings.source,
-                    dedup_key=f"{name}:{change.dedup_key}",
+                    dedup_key=f"{name}:{change.dedup_key}{suffix}",
                     type=change.kind,
                     body=_body(change),
                     ordering_key=change.id,
@@ -369,9 +411,14 @@ class Poller:
                 ordering=self._ordering(settings),
             )
         interval.observe(changed=bool(changes))
-        cursor = _since_cursor(settings, state.cursor, listing.seen)
-        new_state = self._state(settings, state, interval, tally, changes, now, cursor)
-        new_state = _with_validators(new_state, listing.validators)
+        cursor = _since_cursor(settings, state.cursor, listing.seen, complete=listing.complete)
+        new_state = self._state(
+            settings, state, interval, tally, changes, now, cursor, generation=generation + 1
+        )
+        # A 304 for the first page says nothing of the others: only a listing that fit
+        # on one page can be skipped as a whole when its first page is unchanged.
+        kept = listing.validators if listing.pages == 1 else Validators()
+        new_state = _with_validators(new_state, kept)
         await self._store.update_poll_index(
             name,
             upsert={c.id: c.version for c in changes if c.kind != "deleted"},
@@ -394,11 +441,11 @@ class Poller:
         """Append each listed delivery the index does not hold, then save the index.
 
         Listings are newest first (as Stripe's and GitHub's are), so deliveries are
-        appended oldest first. The index keeps the ids appended; an id that a complete
-        listing no longer shows is forgotten, as the provider has forgotten it (or, with
-        Stripe's ``delivery_success=false``, delivered it). A crash before the index is
-        saved appends the same dedup keys again, which the store drops. A failure half
-        way (the API failing, a detail of the wrong shape) keeps the ids already
+        appended oldest first. The index keeps the ids appended; an id that two complete
+        listings in a row no longer show is forgotten, as the provider has forgotten it
+        (or, with Stripe's ``delivery_success=false``, delivered it). A crash before the
+        index is saved appends the same dedup keys again, which the store drops. A failure
+        half way (the API failing, a detail of the wrong shape) keeps the ids already
         appended and records the error.
         """
         source = self._sources[settings.source]
@@ -424,7 +471,7 @@ class Poller:
                 tally.emitted += 1
                 if not result.duplicate:
                     tally.backfilled += 1
-        except (httpx.HTTPError, PollFailed, PollShapeError) as exc:
+        except _EXCEPTIONS as exc:
             if appended:
                 await self._store.update_poll_index(
                     settings.name, upsert=dict.fromkeys(appended, _EMITTED), delete=()
@@ -432,17 +479,21 @@ class Poller:
             return await self._failed(settings, state, interval, tally, _describe(exc, settings))
 
         interval.observe(changed=bool(appended))
+        upsert = dict.fromkeys(appended, _EMITTED)
+        upsert.update((id_, _EMITTED) for id_ in listed if index.get(id_) == _UNLISTED)
         forget: list[str] = []
         if listing.complete and not settings.incremental:
-            forget = [id_ for id_ in index if id_ not in listed]
-        cursor = _since_cursor(settings, state.cursor, listing.seen)
+            for id_, version in index.items():
+                if id_ not in listed:
+                    if version == _UNLISTED:
+                        forget.append(id_)
+                    else:
+                        upsert[id_] = _UNLISTED
+        cursor = _since_cursor(settings, state.cursor, listing.seen, complete=listing.complete)
         new_state = self._state(settings, state, interval, tally, [], now, cursor)
         new_state = _with_validators(new_state, listing.validators)
         await self._store.update_poll_index(
-            settings.name,
-            upsert=dict.fromkeys(appended, _EMITTED),
-            delete=forget,
-            state=new_state,
+            settings.name, upsert=upsert, delete=forget, state=new_state
         )
         self._due[settings.name] = new_state.next_due_at or now
         return self._result(settings, "changed" if appended else "unchanged", tally, [])
@@ -531,7 +582,7 @@ class Poller:
             )
         try:
             return response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise PollFailed(
                 f"GET {url} (the detail of delivery {id_}) answered a body that is not JSON; "
                 "check detail_url"
@@ -569,9 +620,12 @@ class Poller:
         state: PollState,
         interval: AdaptiveInterval,
         tally: _Tally,
+        *,
+        fresh: bool = False,
     ) -> _Listing | None:
-        """Every page of the listing, or ``None`` when the first page is unchanged."""
-        stored = Validators(etag=state.etag, last_modified=state.last_modified)
+        """Every page of the listing, or ``None`` when the first page is unchanged
+        (``fresh``: the first request is unconditional)."""
+        stored = Validators() if fresh else Validators(state.etag, state.last_modified)
         url = first_page_url(settings.pages, settings.url)
         if settings.since_param is not None and state.cursor is not None:
             url = with_query_param(url, settings.since_param, state.cursor)
@@ -592,7 +646,7 @@ class Poller:
                 raise PollFailed(_status_message(response), status=response.status_code)
             try:
                 document = response.json()
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise PollFailed(
                     f"GET {url} answered HTTP {response.status_code} with a body that is not "
                     "JSON; check the url points at the API, not a web page"
@@ -607,17 +661,36 @@ class Poller:
                         item,
                     )
                 )
-            step = next_page_step(
-                settings.pages,
-                url=str(response.url),
-                headers=response.headers,
-                document=document,
-                items_on_page=len(items),
-                page_number=page_number,
-                last_item=items[-1] if items else None,
-            )
+            try:
+                step = next_page_step(
+                    settings.pages,
+                    url=str(response.url),
+                    headers=response.headers,
+                    document=document,
+                    items_on_page=len(items),
+                    page_number=page_number,
+                    last_item=items[-1] if items else None,
+                )
+            except ValueError as exc:  # a next link that is not a URL
+                raise PollFailed(
+                    f"GET {url} answered a next page that can't be followed ({exc}); "
+                    "check the API's paging against the poll's pages setting"
+                ) from None
             if step.url is None:
-                return _Listing(seen=seen, complete=not step.truncated, validators=validators)
+                if step.truncated:
+                    log.warning(
+                        "poll %s: the listing was cut at max_pages = %d; items past it are "
+                        "not seen (raise max_pages, or filter the listing)",
+                        settings.name,
+                        settings.pages.max_pages,
+                    )
+                return _Listing(
+                    seen=seen,
+                    complete=not step.truncated,
+                    validators=validators,
+                    pages=page_number,
+                )
+            _check_same_origin(settings, step.url)
             url = step.url
 
     async def _get(
@@ -639,7 +712,7 @@ class Poller:
         while True:
             now = self._clock.now()
             earliest = budget.earliest(now)
-            if earliest > now:
+            while earliest > now:  # looked at again after the wait: polls share the host
                 wait = earliest - now
                 if wait > MAX_REQUEST_WAIT:
                     raise PollFailed(
@@ -649,6 +722,8 @@ class Poller:
                 tally.rate_limit_waits += 1
                 tally.waited += wait
                 await self._sleep(wait)
+                now = self._clock.now()
+                earliest = budget.earliest(now)
             sent_at = self._clock.now()
             budget.sent(sent_at)
             if tally.started is None:
@@ -700,10 +775,14 @@ class Poller:
         changes: Sequence[Change],
         now: float,
         cursor: str | None,
+        *,
+        generation: int | None = None,
     ) -> PollState:
         from ..store import PollState
 
         stats = _add_stats(state, tally, changes, errors=0)
+        if changes and generation is not None:
+            stats[_GENERATION] = generation
         next_due = max(now + interval.current, self.budget(settings.host).earliest(now))
         stats["latency_bound"] = _latency_bound(tally, next_due, now)
         return PollState(
@@ -873,19 +952,51 @@ def _original_headers(raw: Mapping[Any, Any]) -> dict[str, str]:
 
 
 def _since_cursor(
-    settings: PollSettings, previous: str | None, seen: Sequence[tuple[str, str, Any]]
+    settings: PollSettings,
+    previous: str | None,
+    seen: Sequence[tuple[str, str, Any]],
+    *,
+    complete: bool,
 ) -> str | None:
-    """The largest ``since_field`` seen so far (numbers compared as numbers)."""
+    """The largest ``since_field`` seen so far (numbers compared as numbers).
+
+    A listing cut short at ``max_pages`` moves the cursor only when it came oldest
+    first (the unfetched pages hold larger values); otherwise items on those pages
+    would be skipped for good, so the cursor stays where it was.
+    """
     if settings.since_field is None:
         return previous
-    values = [previous] if previous is not None else []
+    listed: list[str] = []
     for _, _, item in seen:
         value = get_path(item, settings.since_field, default=None)
         if isinstance(value, str) and value:
-            values.append(value)
+            listed.append(value)
         elif isinstance(value, int | float) and not isinstance(value, bool):
-            values.append(json.dumps(value))
+            listed.append(json.dumps(value))
+    if not complete:
+        order = [_cursor_order(value) for value in listed]
+        if any(later < earlier for earlier, later in pairwise(order)):
+            return previous
+    values = listed if previous is None else [previous, *listed]
     return max(values, key=_cursor_order) if values else None
+
+
+def _generation(state: PollState) -> int:
+    value = state.stats.get(_GENERATION)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _check_same_origin(settings: PollSettings, url: str) -> None:
+    """Refuse a next page on another origin than the poll's url: the poll's headers
+    (its credentials) go to the host they were configured for, nowhere else."""
+    target, own = httpx.URL(url), httpx.URL(settings.url)
+    if (target.scheme, target.host, target.port) != (own.scheme, own.host, own.port):
+        origin = urlsplit(settings.url)
+        raise PollFailed(
+            f"the next page {url} is not on {origin.scheme}://{origin.netloc} (the poll's url), "
+            "so the poll's headers are not sent there; if the API moved, set url to its "
+            "new address"
+        )
 
 
 def _cursor_order(value: str) -> tuple[int, float, str]:

@@ -268,6 +268,7 @@ def print_report(report: Report, console: Console) -> None:
     else:
         wrong = sent - report.as_expected
         console.print(
-            f"[red]{wrong} of {sent} answer{'s' if sent != 1 else ''} were not what a correct "
+            f"[red]{wrong} of {sent} answer{'s' if sent != 1 else ''} "
+            f"{'was' if wrong == 1 else 'were'} not what a correct "
             "receiver says (2xx for good events, 4xx for forged or stale ones)[/]"
         )

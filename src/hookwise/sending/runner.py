@@ -85,13 +85,26 @@ async def run_plan(
     the starts of two steps there is at least ``delay`` seconds. ``headers`` are added
     to every request (after the signed ones: they may override them). ``describe``
     names the event id of a signed request. Failed connections and timeouts are
-    outcomes, not exceptions.
+    outcomes, not exceptions. An exception raised by ``on_outcome`` (a closed pipe
+    while printing) stops the run: nothing more is sent, the requests in flight are
+    cancelled, and it is raised here.
     """
     import httpx
 
     slots = asyncio.Semaphore(plan.chaos.concurrency)
     begun = monotonic()
     outcomes: dict[int, Outcome] = {}
+    stopped: list[BaseException] = []
+
+    def tell(outcome: Outcome) -> None:
+        outcomes[outcome.request.number] = outcome
+        if on_outcome is None or stopped:
+            return
+        try:
+            on_outcome(outcome)
+        except BaseException as exc:
+            # Raised from run_plan below, not lost inside one request's task.
+            stopped.append(exc)
 
     async def one(request: PlannedRequest, signed: SignedRequest, started: float) -> None:
         target = url + (("&" if "?" in url else "?") + signed.query if signed.query else "")
@@ -120,36 +133,42 @@ async def run_plan(
                 request,
                 started,
                 error=_error_kind(exc),
-                error_detail=_innermost(exc),
+                error_detail=_detail(exc, client),
                 event_id=event_id,
             )
         finally:
             slots.release()
-        outcomes[request.number] = outcome
-        if on_outcome is not None:
-            on_outcome(outcome)
+        tell(outcome)
 
     tasks: list[asyncio.Task[None]] = []
     steps = plan.steps
-    for position, step in enumerate(steps):
-        for _ in step:
-            await slots.acquire()
-        started = monotonic() - begun
-        for request in step:
-            try:
-                signed = sign(request, clock())
-            except ValueError as exc:
-                slots.release()
-                outcomes[request.number] = Outcome(
-                    request, started, error="can't sign", error_detail=str(exc)
-                )
-                if on_outcome is not None:
-                    on_outcome(outcomes[request.number])
-                continue
-            tasks.append(asyncio.create_task(one(request, signed, started)))
-        if delay > 0 and position + 1 < len(steps):
-            await sleep(delay)
-    await asyncio.gather(*tasks)
+    try:
+        for position, step in enumerate(steps):
+            for _ in step:
+                await slots.acquire()
+            if stopped:
+                break
+            started = monotonic() - begun
+            for request in step:
+                try:
+                    signed = sign(request, clock())
+                except ValueError as exc:
+                    slots.release()
+                    tell(Outcome(request, started, error="can't sign", error_detail=str(exc)))
+                    continue
+                tasks.append(asyncio.create_task(one(request, signed, started)))
+            if stopped:
+                break
+            if delay > 0 and position + 1 < len(steps):
+                await sleep(delay)
+        if not stopped:
+            await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    if stopped:
+        raise stopped[0]
     return [outcomes[request.number] for request in plan.requests]
 
 
@@ -162,6 +181,23 @@ def _answer(content: bytes) -> str | None:
         return None
     status = document.get("status") if isinstance(document, dict) else None
     return status if isinstance(status, str) else None
+
+
+def _detail(exc: Exception, client: httpx.AsyncClient) -> str:
+    """What went wrong, in words: how long a timeout waited, else what the socket said."""
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        limits = client.timeout
+        what, waited = "no answer", limits.read
+        if isinstance(exc, httpx.ConnectTimeout):
+            what, waited = "no connection", limits.connect
+        elif isinstance(exc, httpx.WriteTimeout):
+            what, waited = "request not sent", limits.write
+        elif isinstance(exc, httpx.PoolTimeout):
+            what, waited = "no free connection", limits.pool
+        return f"{what} within {waited:g} s (the timeout)" if waited else f"{what} (timeout)"
+    return _innermost(exc)
 
 
 def _innermost(exc: BaseException) -> str:
