@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,6 +76,7 @@ RETRY_CAP = 60.0
 ACK_ATTEMPTS = 4
 STOP_GRACE = 10.0
 """Seconds a delivery in flight may take to finish once the client is asked to stop."""
+_TOKEN_TEXT = re.compile(r"[\x21-\x7e]+")  # what a header value carries as is
 
 
 class RelayRefused(HookwiseError):
@@ -103,6 +105,11 @@ class ChannelAddress:
             raise ValueError(
                 f"{url!r} is not a channel URL; it looks like https://relay.example.com/c/ID"
             )
+        try:
+            parts.port  # noqa: B018 - reading it checks it
+            httpx.URL(url.strip())
+        except (ValueError, httpx.InvalidURL) as exc:
+            raise ValueError(f"{url!r} is not a valid URL: {exc}") from None
         head, marker, tail = parts.path.partition(CHANNEL_PREFIX)
         channel = tail.split("/", 1)[0]
         if not marker or not is_channel_id(channel):
@@ -204,13 +211,21 @@ class RelayClient:
         reconnect_cap: float = RECONNECT_CAP,
         retry_cap: float = RETRY_CAP,
     ) -> None:
-        target = httpx.URL(to)
+        try:
+            target = httpx.URL(to)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"--to must be an http:// or https:// URL ({to!r}: {exc})") from None
         if target.scheme not in ("http", "https") or not target.host:
             raise ValueError(f"--to must be an http:// or https:// URL (got {to!r})")
         if target.query or target.fragment:
             raise ValueError(f"--to takes a base URL without ?query or #fragment (got {to!r})")
         if not token:
             raise ValueError("a channel token is needed to stream a channel")
+        if not _TOKEN_TEXT.fullmatch(token):
+            raise ValueError(
+                "the channel token has a space or a character a token never has; pass the "
+                "token `hookwise relay channel create` printed (--token or HOOKWISE_RELAY_TOKEN)"
+            )
         self.address = address
         self.to = target
         self.heartbeat = heartbeat
@@ -359,7 +374,7 @@ class RelayClient:
                     body = await response.aread()
                     status = response.status_code
                     if len(body) <= ANSWER_BODY_LIMIT:
-                        answer = LocalAnswer(status, response.headers.get("content-type"), body)
+                        answer = LocalAnswer(status, _content_type(response), body)
                     if "retry-after" in response.headers:
                         wait = parse_retry_after(response.headers["retry-after"], now=at)
                 except httpx.HTTPError as exc:
@@ -433,6 +448,15 @@ class RelayClient:
                     error_backoff(attempt, base=RECONNECT_BASE, cap=4.0, rand=self._rand)
                 )
         raise _Interrupted(f"could not acknowledge seq {ack.seq}: {problem}")
+
+
+def _content_type(response: httpx.Response) -> str | None:
+    """The local answer's ``Content-Type`` as the bytes it sent (Latin-1 text: httpx would
+    decode UTF-8, which the relay could not send back as they came)."""
+    for name, value in response.headers.raw:
+        if name.lower() == b"content-type":
+            return value.decode("latin-1")
+    return None
 
 
 def _refused(response: httpx.Response, address: ChannelAddress) -> None:

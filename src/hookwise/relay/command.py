@@ -22,6 +22,8 @@ from ..durations import format_duration, parse_duration
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
+    import httpx
+
     from .client import Delivery
 
 __all__ = ["ADMIN_TOKEN_ENV", "DATA_ENV", "TOKEN_ENV", "channel_app", "relay_app"]
@@ -289,8 +291,8 @@ def connect(
             on_delivery=delivered,
             on_notice=notice,
         )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--to") from None
+    except ValueError as exc:  # the message names the option (--to or --token)
+        raise typer.BadParameter(str(exc)) from None
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -341,7 +343,7 @@ def channel_create(
     url = server.rstrip("/") + "/channels"
     try:
         response = httpx.post(url, headers=headers, timeout=15.0)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise _fail(f"can't reach the relay at {server}: {exc}") from None
     if response.status_code == 401:
         raise _fail(
@@ -351,7 +353,7 @@ def channel_create(
         raise _fail(
             f"the relay answered {response.status_code} to POST {url}: {response.text[:200]}"
         )
-    created: dict[str, Any] = response.json()
+    created = _document(response, ("id", "token", "url"))
     if as_json:
         out.print_json(data=created)
         return
@@ -402,9 +404,23 @@ def channel_show(
         raise _fail(f"the relay has no channel {address.channel} (404)")
     if response.status_code != 200:
         raise _fail(f"the relay answered {response.status_code}: {response.text[:200]}")
-    info: dict[str, Any] = response.json()
+    info = _document(response, ("last_seq", "cursor"))
     if as_json:
         out.print_json(data=info)
         return
     for key in ("url", "last_seq", "cursor", "held", "pending", "dropped", "connected"):
         out.print(f"{key:<10} {escape(str(info.get(key)))}")
+
+
+def _document(response: httpx.Response, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The relay's JSON answer, or an error saying that something else answered."""
+    try:
+        document = response.json()
+    except ValueError:
+        document = None
+    if not isinstance(document, dict) or not all(key in document for key in keys):
+        raise _fail(
+            f"{response.url} answered {response.status_code} but not as a hookwise relay does: "
+            f"{response.text[:200]!r}; check the URL points at `hookwise relay serve`"
+        )
+    return document

@@ -40,6 +40,7 @@ __all__ = [
     "CHANNEL_PREFIX",
     "HOP_BY_HOP",
     "MAX_HEARTBEAT",
+    "MAX_SEQ",
     "MIN_HEARTBEAT",
     "STREAM_CONTENT_TYPE",
     "Ack",
@@ -97,7 +98,11 @@ HOP_BY_HOP = frozenset(
 """Headers that describe one connection, not the message: never forwarded (RFC 9110
 section 7.6.1; ``Expect: 100-continue`` was already answered by the relay)."""
 
+MAX_SEQ = 2**63 - 1
+"""The largest seq (SQLite's largest integer)."""
+
 _CHANNEL_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 _TOKEN_PREFIX = "hwr_"  # noqa: S105 - a prefix that marks tokens, not a secret
 
 
@@ -359,16 +364,21 @@ class Ack:
         document = _object(raw, "ack")
         seq = _int(document, "seq")
         status = _int(document, "status")
-        if seq < 1:
-            raise ProtocolError(f"ack 'seq' must be at least 1 (got {seq})")
+        if not 1 <= seq <= MAX_SEQ:
+            raise ProtocolError(f"ack 'seq' must be at least 1 and at most {MAX_SEQ} (got {seq})")
         answer: LocalAnswer | None = None
         given = document.get("answer")
         if given is not None:
             if not isinstance(given, dict):
                 raise ProtocolError("ack 'answer' must be an object")
             content_type = given.get("content_type")
-            if content_type is not None and not isinstance(content_type, str):
-                raise ProtocolError("ack 'answer.content_type' must be a string")
+            if content_type is not None and (
+                not isinstance(content_type, str) or not _HEADER_VALUE.fullmatch(content_type)
+            ):
+                raise ProtocolError(
+                    "ack 'answer.content_type' must be a header value: Latin-1 text "
+                    "without control characters"
+                )
             body = _base64(given.get("body"), "answer.body")
             if len(body) > ANSWER_BODY_LIMIT:
                 raise ProtocolError(f"ack 'answer.body' is over {ANSWER_BODY_LIMIT} bytes")
@@ -463,7 +473,7 @@ def is_final(status: int) -> bool:
 def _object(raw: bytes | str, what: str) -> Mapping[str, Any]:
     try:
         document = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to be ours
         raise ProtocolError(f"{what} is not JSON: {_preview(raw)}") from None
     if not isinstance(document, dict):
         raise ProtocolError(f"{what} is not a JSON object: {_preview(raw)}")

@@ -33,6 +33,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import signal
 import sqlite3
 import sys
@@ -177,7 +178,7 @@ class _Live:
     def __init__(self) -> None:
         self.generation = 0
         self.wakers: set[asyncio.Event] = set()
-        self.waiters: dict[int, asyncio.Future[LocalAnswer]] = {}
+        self.waiters: dict[int, asyncio.Future[LocalAnswer | None]] = {}
         self.answers: OrderedDict[int, LocalAnswer] = OrderedDict()
 
     @property
@@ -215,10 +216,15 @@ class RelayApp:
         self._closing = False
 
     def close_streams(self) -> None:
-        """End every open stream (the server is stopping); clients reconnect elsewhere or later."""
+        """End every open stream (the server is stopping); clients reconnect elsewhere or later.
+        Senders waiting for a local answer get ``200 relayed`` now: their requests are stored,
+        and an answer cut off by the shutdown would make them send again."""
         self._closing = True
         for live in self._live.values():
             live.notify()
+            for waiter in live.waiters.values():
+                if not waiter.done():
+                    waiter.set_result(None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -226,6 +232,26 @@ class RelayApp:
             return
         if scope["type"] != "http":
             return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self._route(scope, receive, tracking_send)
+        except sqlite3.Error as exc:  # the data file failed under a read, an ack, a stream
+            log.error("the relay data file failed: %s", exc)
+            if not started:
+                await _json(
+                    send,
+                    503,
+                    {"status": "unavailable", "error": "the relay can't use its data file now"},
+                    [(b"retry-after", b"5")],
+                )
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("latin-1")
         if raw_path.startswith(CHANNEL_PREFIX.encode()):
             await self._inbound(scope, receive, send, raw_path)
@@ -317,13 +343,13 @@ class RelayApp:
     async def _local_answer(self, channel_id: str, seq: int) -> LocalAnswer | None:
         """The local receiver's answer when a connected client reports it in time."""
         live = self._live_for(channel_id)
-        if self.settings.answer_wait <= 0 or not live.streaming:
+        if self.settings.answer_wait <= 0 or not live.streaming or self._closing:
             live.notify()
             return None
         early = live.answers.pop(seq, None)
         if early is not None:
             return early
-        waiter: asyncio.Future[LocalAnswer] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[LocalAnswer | None] = asyncio.get_running_loop().create_future()
         live.waiters[seq] = waiter
         live.notify()
         try:
@@ -594,14 +620,16 @@ def _stream_params(query: bytes) -> tuple[int | None, float]:
     heartbeat = DEFAULT_HEARTBEAT
     if "after" in params:
         text = params["after"][-1]
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):
             raise ValueError(f"after must be a seq (a whole number), not {text!r}")
         after = int(text)
     if "heartbeat" in params:
         try:
             heartbeat = float(params["heartbeat"][-1])
         except ValueError:
-            raise ValueError("heartbeat must be a number of seconds") from None
+            heartbeat = math.nan
+        if math.isnan(heartbeat):
+            raise ValueError("heartbeat must be a number of seconds")
         heartbeat = min(max(heartbeat, MIN_HEARTBEAT), MAX_HEARTBEAT)
     return after, heartbeat
 

@@ -164,9 +164,12 @@ class RelayStore:
         except sqlite3.DatabaseError as exc:
             conn.close()
             self._release_lock()
+            read_only = "readonly" in str(exc) or "read-only" in str(exc)
             raise ConfigError(
                 f"{self.path} can't be used as the relay data file: {exc}",
-                fix="pass --data with a new file name (the relay creates it)",
+                fix="make the file and its directory writable by the relay's user"
+                if read_only
+                else "pass --data with a new file name (the relay creates it)",
             ) from None
         except BaseException:
             conn.close()
@@ -358,8 +361,18 @@ class _Transaction:
         tb: TracebackType | None,
     ) -> None:
         if exc_type is None:
-            self.conn.execute("COMMIT")
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self._rollback()  # a failed COMMIT may leave the transaction open
+                raise
         else:
+            self._rollback()
+
+    def _rollback(self) -> None:
+        # SQLite rolls back by itself after some errors (a full disk, for one); a second
+        # ROLLBACK would fail and hide the error that says what went wrong.
+        if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
 
 
@@ -397,8 +410,16 @@ def _take_lock(path: Path) -> IO[bytes] | None:
         import fcntl
     except ImportError:  # not POSIX: no lock, as before
         return None
-    lock_path = path.with_name(path.name + ".lock")
-    handle = open(lock_path, "ab")  # noqa: SIM115 - kept open while the store is
+    real = path.resolve()  # a symlink or another spelling of the path shares the lock
+    lock_path = real.with_name(real.name + ".lock")
+    try:
+        handle = open(lock_path, "ab")  # noqa: SIM115 - kept open while the store is
+    except OSError as exc:
+        raise ConfigError(
+            f"can't open the relay's lock file {lock_path}: {exc.strerror or exc}",
+            fix="run the relay as a user who may write in that directory, or pass --data "
+            "with a file in a writable directory",
+        ) from None
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -293,3 +293,34 @@ def test_a_delivery_line_has_time_seq_method_path_status_and_duration() -> None:
     line = Delivery(17, "POST", b"/hooks/stripe", 0.0, 0.0123, 200).line()
     assert line.split(" ", 1)[1] == "17 POST /hooks/stripe -> 200 12ms"
     assert Delivery(1, "GET", b"", 0.0, 0.0, 200).as_json()["acked"] is True
+
+
+async def test_the_local_content_type_goes_back_to_the_relay_as_its_bytes() -> None:
+    relay = FakeRelay([request(1)], asyncio.Event())
+    raw_type = "text/plain; name=€".encode()  # UTF-8 bytes in a header value
+
+    async def answer(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers=[(b"Content-Type", raw_type)], content=b"ok")
+
+    client = RelayClient(
+        ADDRESS,
+        token=TOKEN,
+        relay_transport=httpx.MockTransport(relay.handle),
+        local_transport=httpx.MockTransport(answer),
+        rand=lambda: 0.0,
+    )
+    await asyncio.wait_for(client.run(relay.stop), timeout=10)
+    (ack,) = relay.acks
+    sent_type = ack["answer"]["content_type"]  # type: ignore[index]
+    assert sent_type.encode("latin-1") == raw_type  # what the relay sends back, exactly
+
+
+def test_bad_urls_and_tokens_are_refused_before_connecting() -> None:
+    for bad in (f"https://h:x/c/{CHANNEL}", f"https://h:99999/c/{CHANNEL}"):
+        with pytest.raises(ValueError, match="not a valid URL"):
+            ChannelAddress.parse(bad)
+    with pytest.raises(ValueError, match="--to"):
+        RelayClient(ADDRESS, token=TOKEN, to="http://[::1")
+    for token in ("hwr_é", "hwr_x\n", "hwr x"):
+        with pytest.raises(ValueError, match="--token"):
+            RelayClient(ADDRESS, token=token)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
 import pytest
 from typer.testing import CliRunner
 
@@ -48,6 +52,15 @@ def test_the_relay_group_lists_its_commands() -> None:
              "--to", "localhost:8000"],
             "http",
         ),
+        (
+            ["relay", "connect", "https://r.example.com/c/AbCdEfGhIjKlMnOpQrStUv", "-t", "hwr_é"],
+            "--token",
+        ),
+        (
+            ["relay", "connect", "https://r.example.com:99999/c/AbCdEfGhIjKlMnOpQrStUv",
+             "-t", "x"],
+            "Port out of range",
+        ),
         (["relay", "serve", "--keep-acked", "a week"], "not a duration"),
         (["relay", "serve", "--tls-cert", "pyproject.toml"], "--tls-key"),
     ],
@@ -56,3 +69,39 @@ def test_bad_arguments_say_what_is_wrong(args: list[str], complaint: str) -> Non
     result = runner.invoke(app, args, env=WIDE)
     assert result.exit_code == 2, result.output
     assert complaint in " ".join(result.output.split())
+
+
+def test_a_relay_url_that_is_not_one_is_an_error_not_a_traceback() -> None:
+    result = runner.invoke(app, ["relay", "channel", "create", "--server", "http://[::1"], env=WIDE)
+    assert result.exit_code == 1, result.output
+    assert "can't reach the relay" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.fixture
+def not_a_relay() -> Iterator[str]:
+    """An HTTP server that answers everything ``201`` with a page, as a wrong URL might."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(201)
+            self.send_header("Content-Length", "5")
+            self.end_headers()
+            self.wfile.write(b"hello")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def test_an_answer_that_is_not_the_relays_is_an_error_not_a_traceback(not_a_relay: str) -> None:
+    result = runner.invoke(app, ["relay", "channel", "create", "--server", not_a_relay], env=WIDE)
+    assert result.exit_code == 1, result.output
+    assert "not as a hookwise relay does" in " ".join(result.output.split())

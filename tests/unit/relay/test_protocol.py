@@ -129,6 +129,17 @@ def test_an_ack_round_trips_with_the_local_answer() -> None:
     ("raw", "complaint"),
     [
         (b'{"seq": 0, "status": 200}', "at least 1"),
+        (b'{"seq": 9223372036854775808, "status": 200}', "at most 9223372036854775807"),
+        (
+            b'{"seq": 1, "status": 200, "answer": {"status": 200, "body": "", '
+            b'"content_type": "text/plain\\r\\nSet-Cookie: a=b"}}',
+            "without control characters",
+        ),
+        (
+            b'{"seq": 1, "status": 200, "answer": {"status": 200, "body": "", '
+            b'"content_type": "text/plain; x=\\u20ac"}}',
+            "Latin-1",
+        ),
         (b'{"seq": 1}', "'status' must be an integer"),
         (b'{"seq": 1, "status": 200, "answer": 5}', "must be an object"),
         (
@@ -243,3 +254,10 @@ def test_channel_ids_and_tokens_are_unguessable_and_checked_in_constant_time() -
     assert not token_matches(token + "x", stored)
     assert not token_matches(None, stored)
     assert not token_matches("", stored)
+
+
+def test_json_nested_too_deep_is_a_protocol_error_too() -> None:
+    with pytest.raises(ProtocolError, match="not JSON"):
+        decode_line(b"[" * 100_000)
+    with pytest.raises(ProtocolError, match="not JSON"):
+        Ack.decode(b"[" * 100_000)

@@ -4,6 +4,7 @@ Streams need a real server: ``tests/acceptance/test_relay.py`` runs them."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from hookwise.relay.protocol import (
     decode_line,
 )
 from hookwise.relay.server import RelayApp, RelaySettings, StoreThread, original_headers
-from hookwise.relay.store import RelayStore
+from hookwise.relay.store import RelayStore, Resumed
 
 ADMIN = "admin-token-0123456789"
 
@@ -256,3 +257,82 @@ async def test_the_stream_resumes_reports_gaps_follows_new_requests_and_hands_ov
         await asyncio.wait_for(second.task, 10)
     finally:
         await thread.close()
+
+
+async def test_an_ack_past_any_possible_seq_or_with_a_bad_answer_is_a_400(
+    store: StoreThread,
+) -> None:
+    app = RelayApp(store, RelaySettings(answer_wait=0))
+    async with client_for(app) as http:
+        channel = await new_channel(http)
+        auth = {"authorization": f"Bearer {channel['token']}"}
+        base = f"/channels/{channel['id']}"
+        await http.post(f"/c/{channel['id']}/hooks/a", content=b"1")
+        huge = await http.post(f"{base}/ack", json={"seq": 2**64, "status": 200}, headers=auth)
+        assert huge.status_code == 400 and "at most" in huge.json()["error"]
+        euro = {"status": 200, "content_type": "text/plain; x=\u20ac", "body": ""}
+        bad = await http.post(
+            f"{base}/ack", json={"seq": 1, "status": 200, "answer": euro}, headers=auth
+        )
+        assert bad.status_code == 400 and "content_type" in bad.json()["error"]
+        bad_beat = await http.get(f"{base}/stream?heartbeat=nan", headers=auth)
+        assert bad_beat.status_code == 400 and "heartbeat" in bad_beat.json()["error"]
+        bad_after = await http.get(f"{base}/stream?after=%C2%B2", headers=auth)
+        assert bad_after.status_code == 400 and "whole number" in bad_after.json()["error"]
+
+
+class BrokenDisk(RelayStore):
+    """A data file that can still be read but no longer written (a full or failing disk)."""
+
+    def ack(self, channel_id: str, seq: int) -> int | None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    def resume(self, channel_id: str, after: int | None) -> Resumed | None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    def create_channel(self, *, now: float) -> tuple[str, str]:
+        raise sqlite3.OperationalError("disk I/O error")
+
+
+async def test_a_failing_data_file_is_a_503_everywhere_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "relay.db"
+    with RelayStore(path) as healthy:
+        channel, token = healthy.create_channel(now=0.0)
+    thread = StoreThread(BrokenDisk(path))
+    await thread.open()
+    try:
+        app = RelayApp(thread, RelaySettings(answer_wait=0))
+        auth = {"authorization": f"Bearer {token}"}
+        async with client_for(app) as http:
+            answers = [
+                await http.post(f"/channels/{channel}/ack", json={"seq": 1}, headers=auth),
+                await http.post(
+                    f"/channels/{channel}/ack", json={"seq": 1, "status": 200}, headers=auth
+                ),
+                await http.get(f"/channels/{channel}/stream", headers=auth),
+                await http.post("/channels"),
+            ]
+        assert [a.status_code for a in answers] == [400, 503, 503, 503]
+        for answer in answers[1:]:
+            assert answer.headers["retry-after"] == "5"
+            assert answer.json()["status"] == "unavailable"
+    finally:
+        await thread.close()
+
+
+async def test_stopping_answers_senders_that_wait_for_a_local_answer_at_once(
+    store: StoreThread,
+) -> None:
+    app = RelayApp(store, RelaySettings(answer_wait=20))
+    channel, token = await store.call(store.store.create_channel, now=0.0)
+    stream = Stream(app, channel, token, b"")
+    await stream.until(1)  # hello: a client is connected
+    async with client_for(app) as http:
+        sending = asyncio.create_task(http.post(f"/c/{channel}/hooks/a", content=b"1"))
+        await stream.until(2)  # the client has the request; its answer never comes
+        app.close_streams()  # the relay is stopping
+        async with asyncio.timeout(5):  # well before answer_wait
+            sent = await sending
+    assert sent.status_code == 200
+    assert sent.json() == {"status": "relayed", "seq": 1}
+    await asyncio.wait_for(stream.task, 5)

@@ -182,3 +182,33 @@ def test_the_file_is_durable_by_configuration(tmp_path: Path) -> None:
         conn = store._connection()
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_a_symlink_to_a_data_file_in_use_is_refused_too(tmp_path: Path) -> None:
+    path = tmp_path / "relay.db"
+    link = tmp_path / "other-name.db"
+    link.symlink_to(path)
+    with RelayStore(path), pytest.raises(DataFileInUse):
+        RelayStore(link).open()
+
+
+def test_a_lock_file_that_cannot_be_opened_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "relay.db.lock").mkdir()  # stands for any lock file that can't be opened
+    with pytest.raises(ConfigError) as caught:
+        RelayStore(tmp_path / "relay.db").open()
+    assert "lock file" in str(caught.value)
+    assert "--data" in str(caught.value)
+
+
+def test_a_full_disk_fails_with_its_own_error_and_the_store_recovers(tmp_path: Path) -> None:
+    with RelayStore(tmp_path / "relay.db") as store:
+        channel, _ = store.create_channel(now=0.0)
+        conn = store._connection()
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")  # the file can't grow: a full disk
+        with pytest.raises(sqlite3.OperationalError, match="full"):
+            store.append(channel, "POST", b"/h", [], b"x" * 100_000, now=0.0)
+        assert not conn.in_transaction
+        conn.execute("PRAGMA max_page_count = 1073741823")
+        assert add(store, channel, 1) == [1]  # the failed request took no seq
+        assert seqs(store, channel) == [1]
