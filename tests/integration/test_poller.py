@@ -122,6 +122,30 @@ async def test_an_unchanged_collection_costs_only_304s(
     assert 1.0 <= cast(float, state.stats["latency_bound"]) < 1.5
 
 
+async def test_an_unchanged_paginated_collection_costs_only_304s(
+    store: Store, api: ItemsAPI, client: httpx.AsyncClient
+) -> None:
+    for key in "abc":  # two pages: [a, b] and [c]
+        api.put(key)
+    poller = Poller(store, handlers(), [poll(api)], client=client)
+    first = await poller.run_once("items")
+    assert first.requests == 2 and len(first.changes) == 3
+    api.reset_counters()
+
+    for _ in range(3):
+        run = await poller.run_once("items")
+        assert run.status == "unchanged"
+        assert (run.requests, run.not_modified, run.bytes) == (2, 2, 0)
+    assert (api.requests, api.not_modified, api.body_bytes) == (6, 6, 0)
+    assert [served.target for served in api.log[:2]] == ["/items", "/items?page=2"]
+    assert all("if-none-match" in served.headers for served in api.log)
+
+    api.put("c", name="renamed")  # a change on the last page
+    run = await poller.run_once("items")
+    assert [(c.kind, c.id) for c in run.changes] == [("updated", "c")]
+    assert len(await events(store)) == 4
+
+
 async def test_the_latency_bound_counts_a_wait_the_host_imposes(
     store: Store, api: ItemsAPI, client: httpx.AsyncClient
 ) -> None:

@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import random
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -180,6 +181,16 @@ class _Listing:
     complete: bool
     validators: Validators
     pages: int = 1
+    marks: list[_PageMark] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _PageMark:
+    """One page of a listing as last fetched: where, its validators, how many items."""
+
+    url: str
+    validators: Validators
+    items: int
 
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -364,7 +375,6 @@ class Poller:
         now = self._clock.now()
         if listing is None:
             interval.observe(changed=False)
-            tally.not_modified += 1
             new_state = self._state(settings, state, interval, tally, [], now, state.cursor)
             await self._store.save_poll_state(new_state)
             self._due[name] = new_state.next_due_at or now
@@ -415,10 +425,9 @@ class Poller:
         new_state = self._state(
             settings, state, interval, tally, changes, now, cursor, generation=generation + 1
         )
-        # A 304 for the first page says nothing of the others: only a listing that fit
-        # on one page can be skipped as a whole when its first page is unchanged.
-        kept = listing.validators if listing.pages == 1 else Validators()
-        new_state = _with_validators(new_state, kept)
+        # A 304 for the first page says nothing of the others: a listing of several pages
+        # keeps every page's validators, and is unchanged only when every page is.
+        new_state = _with_page_marks(new_state, listing)
         await self._store.update_poll_index(
             name,
             upsert={c.id: c.version for c in changes if c.kind != "deleted"},
@@ -630,6 +639,7 @@ class Poller:
         if settings.since_param is not None and state.cursor is not None:
             url = with_query_param(url, settings.since_param, state.cursor)
         seen: list[tuple[str, str, Any]] = []
+        marks: list[_PageMark] = []
         validators = stored
         page_number = 0
         while True:
@@ -640,7 +650,16 @@ class Poller:
             response = await self._get(client, settings, url, headers, interval, tally)
             if page_number == 1:
                 if not_modified(stored, response.status_code, response.headers):
-                    return None
+                    tally.not_modified += 1
+                    if settings.emit == "events" or _PAGE_MARKS not in state.stats:
+                        return None  # a listing of one page, or a delivery log (newest first)
+                    later = _stored_marks(state)
+                    if later and await self._later_pages_unchanged(
+                        client, settings, later, interval, tally
+                    ):
+                        return None
+                    # a later page changed: walk the whole listing again, unconditionally
+                    return await self._fetch(client, settings, state, interval, tally, fresh=True)
                 validators = Validators.from_headers(response.headers)
             if not 200 <= response.status_code < 300:
                 raise PollFailed(_status_message(response), status=response.status_code)
@@ -652,6 +671,7 @@ class Poller:
                     "JSON; check the url points at the API, not a web page"
                 ) from None
             items = extract_items(document, settings.items)
+            marks.append(_PageMark(url, Validators.from_headers(response.headers), len(items)))
             offset = len(seen)
             for index, item in enumerate(items):
                 seen.append(
@@ -689,9 +709,42 @@ class Poller:
                     complete=not step.truncated,
                     validators=validators,
                     pages=page_number,
+                    marks=marks,
                 )
             _check_same_origin(settings, step.url)
             url = step.url
+
+    async def _later_pages_unchanged(
+        self,
+        client: httpx.AsyncClient,
+        settings: PollSettings,
+        marks: Sequence[_PageMark],
+        interval: AdaptiveInterval,
+        tally: _Tally,
+    ) -> bool:
+        """Whether pages 2.. of a listing whose first page is unchanged are unchanged too,
+        asked conditionally with each page's own validators.
+
+        Every page must answer ``304``; and a new item past a *full* last page would
+        make a page of its own that no validator covers, so then only a cursor listing
+        (whose body says whether more follow) or a last page whose ``304`` names no next
+        page counts as unchanged. Anything else: changed, and the caller walks it all.
+        """
+        first, later = marks[0], marks[1:]
+        link = ""
+        for mark in later:
+            headers = dict(settings.headers)
+            headers.update(request_headers(mark.validators))
+            response = await self._get(client, settings, mark.url, headers, interval, tally)
+            if not not_modified(mark.validators, response.status_code, response.headers):
+                return False
+            tally.not_modified += 1
+            link = header_value(response.headers, "link") or ""
+        if later[-1].items < first.items or settings.pages.kind == "cursor":
+            return True
+        if settings.pages.kind == "link":
+            return bool(link) and not re.search(r'rel\s*=\s*"?[^";,]*\bnext\b', link)
+        return False
 
     async def _get(
         self,
@@ -895,6 +948,52 @@ def _add_stats(
     if tally.last_status is not None:
         stats["last_status"] = tally.last_status
     return stats
+
+
+_PAGE_MARKS: Final = "page_validators"
+"""The stats key of a multi-page listing's per-page validators (a JSON list)."""
+
+
+def _with_page_marks(state: PollState, listing: _Listing) -> PollState:
+    """``state`` with the validators a listing's next run can use: the first page's
+    alone for a listing of one page; every page's for a complete listing of several in
+    which each page had some; none otherwise (its next run walks it all)."""
+    from dataclasses import replace
+
+    stats = dict(state.stats)
+    stats.pop(_PAGE_MARKS, None)
+    marks = listing.marks
+    validators = listing.validators
+    if listing.pages > 1:
+        if listing.complete and len(marks) > 1 and not any(m.validators.empty for m in marks):
+            stats[_PAGE_MARKS] = json.dumps(
+                [[m.url, m.validators.etag, m.validators.last_modified, m.items] for m in marks],
+                separators=(",", ":"),
+            )
+        else:
+            validators = Validators()
+    return replace(state, etag=validators.etag, last_modified=validators.last_modified, stats=stats)
+
+
+def _stored_marks(state: PollState) -> list[_PageMark]:
+    """The per-page validators a previous run kept; empty when they can't be used (not
+    readable, or not those of the first page's validators): the listing is then walked
+    whole."""
+    raw = state.stats.get(_PAGE_MARKS)
+    if not isinstance(raw, str):
+        return []
+    try:
+        rows = json.loads(raw)
+        marks = [
+            _PageMark(str(url), Validators(etag, last_modified), int(items))
+            for url, etag, last_modified, items in rows
+        ]
+    except (ValueError, TypeError):
+        return []
+    first = marks[0] if marks else None
+    if first is None or first.validators != Validators(state.etag, state.last_modified):
+        return []
+    return marks if len(marks) > 1 else []
 
 
 def _with_validators(state: PollState, validators: Validators) -> PollState:

@@ -186,10 +186,11 @@ async def test_an_item_that_shifts_to_a_fetched_page_is_not_reported_deleted(
             api.delete("a")  # c moves from page 2 to page 1, which was already fetched
 
     api.before_page = delete_a_after_page_one
+    api.put("b", note="edited")  # page 1 changes: the run walks the listing from the start
     run = await runner.run_once("items")
     # c was missed by the first walk only; a, gone between the walks, waits for a run
     # whose walks both miss it
-    assert run.changes == []
+    assert [(c.kind, c.id) for c in run.changes] == [("updated", "b")]
     assert len(api.requests) == 3 + 2 + 2
 
     api.before_page = None
@@ -197,7 +198,10 @@ async def test_an_item_that_shifts_to_a_fetched_page_is_not_reported_deleted(
     assert [(c.kind, c.id) for c in run.changes] == [("deleted", "a")]
     assert sorted(await store.poll_index("items")) == ["b", "c", "d", "e"]
     assert (await runner.run_once("items")).changes == []
-    assert await changes(store) == [("created", key) for key in "abcde"] + [("deleted", "a")]
+    assert await changes(store) == [("created", key) for key in "abcde"] + [
+        ("deleted", "a"),
+        ("updated", "b"),
+    ]
 
 
 async def test_a_cut_short_incremental_listing_skips_no_unfetched_item(store: Store) -> None:
@@ -316,3 +320,34 @@ async def test_a_delivery_log_entry_missed_once_is_not_emitted_again(store: Stor
         await runner.run_once("backfill")
         await runner.run_once("backfill")
         assert sorted(await store.poll_index("backfill")) == ["evt_1", "evt_2"]
+
+
+async def test_each_page_of_an_unchanged_listing_answers_304(store: Store) -> None:
+    api = Listing()
+    for key in "abc":  # [a, b], [c]
+        api.put(key)
+    runner = poller(store, api, settings())
+    await runner.run_once("items")
+    api.requests.clear()
+    run = await runner.run_once("items")
+    assert (run.status, run.requests, run.not_modified, run.bytes) == ("unchanged", 2, 2, 0)
+    assert all("if-none-match" in request.headers for request in api.requests)
+
+    api.put("b", note="edited")  # page 1 changes: the whole listing is walked
+    run = await runner.run_once("items")
+    assert [(c.kind, c.id) for c in run.changes] == [("updated", "b")]
+
+
+async def test_a_new_page_after_a_full_last_page_is_seen(store: Store) -> None:
+    api = Listing()
+    for key in "abcd":  # [a, b], [c, d]: the last page is full
+        api.put(key)
+    runner = poller(store, api, settings())
+    await runner.run_once("items")
+    api.put("e")  # [a, b], [c, d], [e]: pages 1 and 2 are unchanged
+    run = await runner.run_once("items")
+    assert [(c.kind, c.id) for c in run.changes] == [("created", "e")]
+    # both pages answered 304, and a 304 names no next page: walked again, unconditionally
+    statuses = [request.headers.get("if-none-match") is not None for request in api.requests[-5:]]
+    assert statuses == [True, True, False, False, False]
+    assert (await runner.run_once("items")).status == "unchanged"
