@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequen
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import TYPE_CHECKING, Any
 
+from ._body import read_body
 from .clock import Clock, system_clock
 from .errors import PayloadTooLarge, StoreError, StoreUnavailable, VerificationError
 from .events import NewEvent
@@ -365,7 +366,7 @@ class Receiver:
             await self._forbid(source, self._inbound(source, scope, headers, b"", client), send)
             return
         try:
-            body = await _read_body(receive, headers, self.max_body_bytes)
+            body = await read_body(receive, headers.get("content-length"), self.max_body_bytes)
         except PayloadTooLarge:
             await _respond(send, 413, _TOO_LARGE, [(b"connection", b"close")])
             return
@@ -503,33 +504,6 @@ class Receiver:
                 secret_values=source.secret_values, secret_headers=source.secret_headers
             )
         return redact
-
-
-async def _read_body(receive: Receive, headers: Mapping[str, str], limit: int) -> bytes | None:
-    declared = headers.get("content-length")
-    if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise PayloadTooLarge("body_too_large", f"content-length {declared} > {limit}")
-        except ValueError:
-            pass  # a malformed length is the server's problem; the streaming cap still applies
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge("body_too_large", f"more than {limit} bytes")
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    if len(chunks) == 1:
-        return chunks[0]
-    return b"".join(chunks)
 
 
 async def _unavailable(send: Send, retry_after: int) -> None:

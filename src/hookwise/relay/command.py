@@ -24,7 +24,7 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     import httpx
 
-    from .client import Delivery
+    from .client import ChannelAddress, Delivery
 
 __all__ = ["ADMIN_TOKEN_ENV", "DATA_ENV", "TOKEN_ENV", "channel_app", "relay_app"]
 
@@ -70,6 +70,18 @@ JsonOption = Annotated[
 def _fail(message: str, code: int = 1) -> typer.Exit:
     err.print(f"[bold red]error:[/] [red]{escape(message)}[/]")
     return typer.Exit(code)
+
+
+def _channel(channel_url: str, token: str | None) -> tuple[ChannelAddress, str]:
+    """The channel of ``channel_url`` and the token to reach it; a usage error without."""
+    from .client import ChannelAddress
+
+    if not token:
+        raise _fail(f"no channel token: pass --token or export {TOKEN_ENV}=...", code=2)
+    try:
+        return ChannelAddress.parse(channel_url), token
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="CHANNEL_URL") from None
 
 
 def _seconds(value: str, flag: str) -> float:
@@ -262,14 +274,9 @@ def connect(
       hookwise relay connect https://relay.example.com/c/3kQ... --token hwr_... \\
           --to http://127.0.0.1:8000
     """
-    from .client import ChannelAddress, RelayClient, RelayRefused
+    from .client import RelayClient, RelayRefused
 
-    if not token:
-        raise _fail(f"no channel token: pass --token or export {TOKEN_ENV}=...", code=2)
-    try:
-        address = ChannelAddress.parse(channel_url)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="CHANNEL_URL") from None
+    address, token = _channel(channel_url, token)
 
     def delivered(delivery: Delivery) -> None:
         if as_json:
@@ -385,14 +392,7 @@ def channel_show(
     the acknowledged cursor, and whether a client is connected."""
     import httpx
 
-    from .client import ChannelAddress
-
-    if not token:
-        raise _fail(f"no channel token: pass --token or export {TOKEN_ENV}=...", code=2)
-    try:
-        address = ChannelAddress.parse(channel_url)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="CHANNEL_URL") from None
+    address, token = _channel(channel_url, token)
     url = f"{address.base}/channels/{address.channel}"
     try:
         response = httpx.get(url, headers={"authorization": f"Bearer {token}"}, timeout=15.0)

@@ -45,7 +45,9 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import parse_qs
 
+from .._body import read_body
 from ..clock import Clock, system_clock
+from ..errors import PayloadTooLarge
 from .protocol import (
     CHANNEL_PREFIX,
     MAX_HEARTBEAT,
@@ -280,8 +282,8 @@ class RelayApp:
             return
         headers = original_headers(scope)
         try:
-            body = await _read_body(receive, headers, self.settings.max_body_bytes)
-        except _TooLarge:
+            body = await read_body(receive, _content_length(headers), self.settings.max_body_bytes)
+        except PayloadTooLarge:
             await _json(
                 send,
                 413,
@@ -531,8 +533,8 @@ class RelayApp:
 
     async def _ack(self, receive: Receive, send: Send, channel: Channel) -> None:
         try:
-            raw = await _read_body(receive, [], ACK_BODY_LIMIT)
-        except _TooLarge:
+            raw = await read_body(receive, None, ACK_BODY_LIMIT)
+        except PayloadTooLarge:
             await _json(send, 413, {"status": "error", "error": "ack too large"})
             return
         if raw is None:
@@ -588,30 +590,8 @@ def original_headers(scope: Scope) -> tuple[Header, ...]:
     return tuple((name, value) for name, value in raw)
 
 
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_body(receive: Receive, headers: Sequence[Header], limit: int) -> bytes | None:
-    for name, value in headers:
-        if name.lower() == b"content-length":
-            with contextlib.suppress(ValueError):
-                if int(value) > limit:
-                    raise _TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk: bytes = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise _TooLarge
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+def _content_length(headers: Sequence[Header]) -> bytes | None:
+    return next((value for name, value in headers if name.lower() == b"content-length"), None)
 
 
 def _stream_params(query: bytes) -> tuple[int | None, float]:
